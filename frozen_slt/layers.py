@@ -1,0 +1,202 @@
+"""Masked layers (method.md §3, §6) and the layer kinds that architectures are built from.
+
+A masked layer holds a fixed random ``weight`` (buffer), a trainable ``score`` (parameter), a fixed
+ternary freeze state (``-1`` pruned, ``0`` free, ``+1`` locked) and the current global threshold τ.
+Its forward computes ``m = |S| > τ`` on free entries, 0 on pruned, 1 on locked, and uses
+``m ⊙ W ⊙ scale``; the backward is straight-through: ``∂L/∂S = sign(S) ⊙ ∂L/∂W_eff ⊙ W ⊙ scale``.
+The forward only reads the layer's state; τ is written by :func:`frozen_slt.threshold.update_thresholds`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+PRUNED, FREE, LOCKED = -1, 0, 1
+SCALE_MODES = ("none", "static", "dynamic")
+
+
+class _MaskedWeight(torch.autograd.Function):
+    """``W_eff = keep ⊙ W ⊙ factor`` with the straight-through gradient to the scores.
+
+    ``factor`` is 1 (scale none), 1/√(1−k) (static) or 1/√(density of ``keep``) (dynamic, computed
+    here from the current mask and treated as a constant by the backward, like the authors do).
+    Frozen entries receive the same pass-through gradient as free ones; it never changes the mask
+    because the freeze state overrides their scores, and skipping it would cost an extra masking op.
+    """
+
+    @staticmethod
+    def forward(ctx, score, weight, free, locked, threshold, scale_mode, static_factor):
+        keep = torch.where(free, score.abs() > threshold, locked)
+        effective = torch.where(keep, weight, 0.0)
+        factor: torch.Tensor | float = 1.0
+        if scale_mode == "static":
+            factor = static_factor
+        elif scale_mode == "dynamic":
+            density = keep.sum(dtype=weight.dtype) / keep.numel()
+            factor = torch.where(density > 0, density.clamp_min(1e-30).rsqrt(), 1.0).to(weight.dtype)
+        if scale_mode != "none":
+            effective = effective * factor
+        ctx.save_for_backward(score, weight)
+        ctx.factor = factor
+        return effective
+
+    @staticmethod
+    def backward(ctx, grad_effective):
+        score, weight = ctx.saved_tensors
+        grad_score = grad_effective * weight * score.sign()
+        if not (isinstance(ctx.factor, float) and ctx.factor == 1.0):
+            grad_score = grad_score * ctx.factor
+        return grad_score, None, None, None, None, None, None
+
+
+class MaskedLayerMixin:
+    """State and forward logic shared by :class:`MaskedConv2d` and :class:`MaskedLinear`."""
+
+    weight: torch.Tensor
+    score: nn.Parameter
+    freeze_state: torch.Tensor
+    threshold: torch.Tensor
+
+    def _init_masked_state(self, shape: tuple[int, ...]) -> None:
+        self.register_buffer("weight", torch.zeros(shape))
+        self.score = nn.Parameter(torch.zeros(shape))
+        self.register_buffer("freeze_state", torch.zeros(shape, dtype=torch.int8))
+        self.register_buffer("threshold", torch.tensor(-1.0))
+        self.register_buffer("free", torch.ones(shape, dtype=torch.bool), persistent=False)
+        self.register_buffer("locked", torch.zeros(shape, dtype=torch.bool), persistent=False)
+        self.register_buffer("free_index", torch.zeros(0, dtype=torch.int64), persistent=False)
+        self.sparsity = 0.0
+        self.scale_mode = "none"
+        self.pruned_count, self.locked_count, self.free_count = 0, 0, math.prod(shape)
+
+    def set_freeze_state(self, state: torch.Tensor) -> None:
+        """Install a ternary freeze state (``-1`` pruned, ``0`` free, ``+1`` locked) of the weight's shape."""
+        if state.shape != self.weight.shape:
+            raise ValueError(f"freeze state shape {tuple(state.shape)} != weight shape {tuple(self.weight.shape)}")
+        state = state.to(device=self.weight.device, dtype=torch.int8)
+        self.freeze_state.copy_(state)
+        self.free = state == FREE
+        self.locked = state == LOCKED
+        self.pruned_count = int((state == PRUNED).sum())
+        self.locked_count = int(self.locked.sum())
+        self.free_count = self.weight.numel() - self.pruned_count - self.locked_count
+        all_free = self.free_count == self.weight.numel()
+        self.free_index = (
+            torch.zeros(0, dtype=torch.int64, device=self.weight.device)
+            if all_free
+            else self.free.view(-1).nonzero().view(-1)
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        key = prefix + "freeze_state"
+        if key in state_dict:
+            self.set_freeze_state(self.freeze_state.clone())
+
+    def configure(self, sparsity: float, scale_mode: str) -> None:
+        """Set the global target sparsity k (used by the threshold and static scale) and the scale mode."""
+        if scale_mode not in SCALE_MODES:
+            raise ValueError(f"unknown scale {scale_mode!r}; allowed: {', '.join(SCALE_MODES)}")
+        if scale_mode == "static" and sparsity >= 1.0:
+            raise ValueError("scale='static' needs sparsity < 1 (its factor is 1/sqrt(1 - sparsity))")
+        self.sparsity = float(sparsity)
+        self.scale_mode = scale_mode
+
+    def keep_mask(self) -> torch.Tensor:
+        """The current binary mask (bool) of this layer under its threshold and freeze state."""
+        return torch.where(self.free, self.score.detach().abs() > self.threshold, self.locked)
+
+    def effective_weight(self) -> torch.Tensor:
+        static_factor = 1.0 / math.sqrt(1.0 - self.sparsity) if self.scale_mode == "static" else 1.0
+        return _MaskedWeight.apply(
+            self.score, self.weight, self.free, self.locked, self.threshold, self.scale_mode, static_factor
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, pruned={self.pruned_count}, locked={self.locked_count}, "
+            f"free={self.free_count}, scale={self.scale_mode}"
+        )
+
+
+class MaskedConv2d(MaskedLayerMixin, nn.Module):
+    """Bias-free masked 2-D convolution (method.md §3)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self._init_masked_state((out_channels, in_channels, kernel_size, kernel_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.effective_weight(), None, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, pruned={self.pruned_count}, locked={self.locked_count}, free={self.free_count}"
+        )
+
+
+class MaskedLinear(MaskedLayerMixin, nn.Module):
+    """Bias-free masked linear layer (method.md §3)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self._init_masked_state((out_features, in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight())
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, pruned={self.pruned_count}, "
+            f"locked={self.locked_count}, free={self.free_count}"
+        )
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """The layer constructors an architecture is built from: one architecture, two kinds.
+
+    ``conv(in_channels, out_channels, kernel_size, stride=1, padding=0)`` and
+    ``linear(in_features, out_features)`` both return bias-free layers.
+    """
+
+    name: str
+    conv: Callable[..., nn.Module]
+    linear: Callable[..., nn.Module]
+
+
+def _dense_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+
+
+MASKED = LayerKind("masked", MaskedConv2d, MaskedLinear)
+DENSE = LayerKind("dense", _dense_conv, partial(nn.Linear, bias=False))
+LAYER_KINDS = {kind.name: kind for kind in (MASKED, DENSE)}
+
+
+def is_weight_layer(module: nn.Module) -> bool:
+    """True for the layers whose weights the method counts (masked or plain Conv2d/Linear)."""
+    return isinstance(module, (MaskedLayerMixin, nn.Conv2d, nn.Linear))
+
+
+def weight_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(name, module) of every counted layer, in module registration order."""
+    for name, module in model.named_modules():
+        if is_weight_layer(module):
+            yield name, module
+
+
+def masked_layers(model: nn.Module) -> list[MaskedLayerMixin]:
+    """Every masked layer of ``model`` in registration order."""
+    return [module for module in model.modules() if isinstance(module, MaskedLayerMixin)]
