@@ -1,0 +1,109 @@
+"""Checkpoints written atomically and verified on load, and the store interface ``fit`` uses.
+
+File layout: a magic line, the SHA-256 of the payload, then the payload (``torch.save`` of a dict of
+tensors and plain values). A write goes to a temporary file in the same directory, is flushed to disk,
+and is renamed over the final name, so a reader sees either the old file or the complete new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from .errors import FrozenSLTError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"frozen-slt checkpoint v1\n"
+_NAME = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+class CorruptCheckpointError(FrozenSLTError):
+    """A checkpoint file that is truncated, altered or not a checkpoint at all."""
+
+
+class CheckpointStore(Protocol):
+    """Where ``fit`` keeps its per-epoch state. ``load`` returns the newest intact state, or None."""
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+
+def encode_checkpoint(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    return MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def decode_checkpoint(blob: bytes, source: str) -> dict[str, Any]:
+    """The state in ``blob``, or :class:`CorruptCheckpointError` naming ``source`` and what is wrong."""
+    if not blob.startswith(MAGIC):
+        raise CorruptCheckpointError(f"{source} is not a frozen-slt checkpoint (bad header)")
+    digest, newline, payload = blob[len(MAGIC) :].partition(b"\n")
+    if not newline or hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise CorruptCheckpointError(f"{source} is corrupted (checksum mismatch: truncated or altered)")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that no reader ever sees a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def write_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    write_atomically(Path(path), encode_checkpoint(state))
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    return decode_checkpoint(path.read_bytes(), str(path))
+
+
+class DirectoryStore:
+    """Checkpoints ``epoch_NNNN.pt`` in one directory; keeps the newest ``keep`` of them."""
+
+    def __init__(self, directory: str | Path, keep: int = 2):
+        if keep < 2:
+            raise ValueError("keep at least 2 checkpoints, so a corrupted newest one has a fallback")
+        self.directory = Path(directory)
+        self.keep = keep
+
+    def _epochs(self) -> list[tuple[int, Path]]:
+        if not self.directory.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name))]
+        return sorted(found, reverse=True)
+
+    def load(self) -> dict[str, Any] | None:
+        """The newest intact checkpoint; corrupted ones are reported (logged) and skipped."""
+        for epoch, path in self._epochs():
+            try:
+                return read_checkpoint(path)
+            except CorruptCheckpointError as error:
+                log.warning("%s; falling back to an earlier checkpoint", error)
+        return None
+
+    def save(self, state: dict[str, Any]) -> None:
+        write_checkpoint(self.directory / f"epoch_{state['epoch']:04d}.pt", state)
+        for _, stale in self._epochs()[self.keep :]:
+            stale.unlink(missing_ok=True)

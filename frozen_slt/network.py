@@ -1,0 +1,92 @@
+"""A built network: the model drawn from its seeds, plus what training and checkpoints need to know.
+
+Random weights and freeze patterns are regenerated from seeds on every build, so checkpoints leave them
+out (they would double the file) and carry a fingerprint of them instead: resuming refuses a build
+whose regenerated weights differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import ExperimentConfig
+from .data import get_dataset_entry
+from .freezing import LayerFreezeCounts
+from .initialize import draw_weights, freeze_plan, initialize_ticket
+from .layers import DENSE, MASKED, masked_layers
+from .memory import MemoryReport, account_memory, batchnorm_stat_values
+from .models import build_model
+
+_REGENERATED = ("weight", "freeze_state")
+
+
+@dataclass
+class Network:
+    model: nn.Module
+    device: torch.device
+    masked: bool
+    freeze_counts: list[LayerFreezeCounts]
+    fingerprint: str
+    channels_last: bool = False
+
+    def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def memory_report(self) -> MemoryReport:
+        return account_memory(self.freeze_counts, batchnorm_stat_values(self.model))
+
+    def regenerated_keys(self) -> set[str]:
+        """State-dict keys rebuilt from seeds (masked layers' weights and freeze states)."""
+        if not self.masked:
+            return set()
+        names = {id(module): name for name, module in self.model.named_modules()}
+        return {f"{names[id(layer)]}.{key}".lstrip(".") for layer in masked_layers(self.model) for key in _REGENERATED}
+
+    def state_to_save(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the trained state: scores, thresholds, BatchNorm statistics (or weights)."""
+        skip = self.regenerated_keys()
+        return {key: value.detach().to("cpu", copy=True) for key, value in self.model.state_dict().items() if key not in skip}
+
+    def load_saved_state(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if set(missing) != self.regenerated_keys() or unexpected:
+            raise ValueError(f"saved state does not fit the model: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+
+    @torch.no_grad()
+    def realised_sparsity(self) -> float:
+        """Fraction of zeros in the current mask over all masked weights (0 for a weight-trained model)."""
+        if not self.masked:
+            return 0.0
+        layers = masked_layers(self.model)
+        zeros = sum((~layer.keep_mask()).sum() for layer in layers)
+        return int(zeros) / sum(layer.weight.numel() for layer in layers)
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 over the random weights (and freeze states) as drawn, in registration order."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        if key.endswith(_REGENERATED):
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_network(config: ExperimentConfig, device: torch.device) -> Network:
+    """Build the architecture, draw its random state from the config's seeds on the CPU, move it to ``device``."""
+    entry = get_dataset_entry(config.dataset)
+    masked = not config.weight_trained
+    model = build_model(config.model, entry.input_shape, entry.num_classes, MASKED if masked else DENSE)
+    if masked:
+        counts = initialize_ticket(model, config.ticket)
+    else:
+        draw_weights(model, config.ticket.weight_init, config.ticket.weight_seed)
+        counts = freeze_plan(model, config.ticket)
+    fingerprint = weights_fingerprint(model)
+    channels_last = config.train.channels_last and device.type == "cuda" and entry.input_kind == "image"
+    model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    return Network(model, device, masked, counts, fingerprint, channels_last)

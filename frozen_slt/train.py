@@ -1,0 +1,259 @@
+"""``fit(config, reporter, store) -> RunResult``: one training run of method.md §9, resumable per epoch.
+
+The loop is plain; orchestration (Ray, a run directory, a console) plugs in through the reporter and
+the checkpoint store. Validation and test are evaluated at epoch 0 (before training) and after every
+epoch; the epoch with the best validation accuracy (the earliest, on ties) is selected and its test
+accuracy reported. A checkpoint is written after every evaluation, so a run stopped at any moment and
+started again continues from its last complete epoch and ends with the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .checkpoint import CheckpointStore
+from .config import ExperimentConfig
+from .data import load_dataset
+from .errors import FrozenSLTError
+from .memory import MemoryReport
+from .network import Network, build_network
+from .threshold import update_thresholds
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite: the run cannot produce a meaningful ticket."""
+
+
+class Reporter:
+    """Hooks ``fit`` calls; the base class ignores them. Subclasses print, log or forward to Ray."""
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        """Once, before training (``info``: config hash, device, split sizes, memory, the resumed epoch or
+        None, the history so far and the number of epochs)."""
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: torch.Tensor) -> None:
+        """After every optimizer step; ``loss`` stays on the device (reading it forces a sync)."""
+
+    def on_epoch(self, metrics: dict[str, Any]) -> None:
+        """After each evaluation and its checkpoint (epoch 0 included)."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of a run: accuracies at the best-validation epoch and the ticket's size."""
+
+    config_hash: str
+    family: str
+    best_epoch: int
+    val_accuracy: float
+    test_accuracy: float
+    realised_sparsity: float
+    size_bits: int
+    memory: MemoryReport
+    epochs: int
+    history: tuple[dict[str, Any], ...] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["memory"] = self.memory.to_dict()
+        out["history"] = list(self.history)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        memory = {key: data["memory"][key] for key in MemoryReport.__dataclass_fields__}
+        return cls(**{**data, "memory": MemoryReport(**memory), "history": tuple(data["history"])})
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FrozenSLTError("device 'cuda' was requested but CUDA is not available on this machine; use --device cpu or auto")
+    return torch.device(name)
+
+
+def make_optimizer(config: ExperimentConfig, model: nn.Module) -> torch.optim.Optimizer:
+    recipe = config.train
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    return torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def make_scheduler(config: ExperimentConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    if config.train.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.train.epochs, 1), eta_min=0.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def _autocast(network: Network, config: ExperimentConfig):
+    enabled = config.train.bf16 and network.device.type == "cuda"
+    return torch.autocast(network.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def train_epoch(network: Network, data, optimizer, config: ExperimentConfig, epoch: int, reporter: Reporter) -> dict[str, float]:
+    """One pass over the training split; τ is recomputed after every optimizer step (method.md §4)."""
+    model = network.model
+    model.train()
+    loss_sum = torch.zeros((), device=network.device)
+    correct = torch.zeros((), dtype=torch.int64, device=network.device)
+    seen = 0
+    steps = data.num_train_batches(config.train.batch_size)
+    for step, (images, labels) in enumerate(data.train_batches(config.train.batch_size, epoch), start=1):
+        images = network.prepare_input(images)
+        with _autocast(network, config):
+            logits = model(images)
+            loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if network.masked:
+            update_thresholds(model)
+        loss_sum += loss.detach() * labels.numel()
+        correct += (logits.argmax(1) == labels).sum()
+        seen += labels.numel()
+        reporter.on_step(epoch, step, steps, loss.detach())
+    train_loss = loss_sum.item() / max(seen, 1)
+    if not math.isfinite(train_loss):
+        raise TrainingDivergedError(f"training diverged in epoch {epoch} (mean loss {train_loss}); lower the learning rate")
+    return {"train_loss": train_loss, "train_accuracy": correct.item() / max(seen, 1)}
+
+
+@torch.no_grad()
+def evaluate(network: Network, data, split: str, config: ExperimentConfig) -> dict[str, float]:
+    """Top-1 accuracy and mean cross-entropy of the current model on ``split``."""
+    model = network.model
+    model.eval()
+    loss_sum = torch.zeros((), device=network.device)
+    correct = torch.zeros((), dtype=torch.int64, device=network.device)
+    seen = 0
+    for images, labels in data.eval_batches(split, config.train.eval_batch_size):
+        with _autocast(network, config):
+            logits = model(network.prepare_input(images))
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
+        correct += (logits.argmax(1) == labels).sum()
+        seen += labels.numel()
+    return {f"{split}_loss": loss_sum.item() / max(seen, 1), f"{split}_accuracy": correct.item() / max(seen, 1)}
+
+
+@dataclass
+class _Progress:
+    """What a checkpoint carries besides the model and optimiser."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+
+
+def _record_epoch(network: Network, data, config: ExperimentConfig, progress: _Progress, train_metrics: dict, lr: float, seconds: float) -> dict[str, Any]:
+    metrics = {"epoch": progress.epoch, **train_metrics, "lr": lr}
+    metrics.update(evaluate(network, data, "val", config))
+    metrics.update(evaluate(network, data, "test", config))
+    metrics["realised_sparsity"] = network.realised_sparsity()
+    metrics["seconds"] = seconds
+    progress.history.append(metrics)
+    if progress.best is None or metrics["val_accuracy"] > progress.best["val_accuracy"]:
+        progress.best = {
+            "epoch": progress.epoch,
+            "val_accuracy": metrics["val_accuracy"],
+            "test_accuracy": metrics["test_accuracy"],
+            "realised_sparsity": metrics["realised_sparsity"],
+            "model": network.state_to_save(),
+        }
+    return metrics
+
+
+def _checkpoint_state(config, network, optimizer, scheduler, progress: _Progress) -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state()}
+    if network.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(network.device)
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "config_hash": config.config_hash(),
+        "weights_fingerprint": network.fingerprint,
+        "epoch": progress.epoch,
+        "model": network.state_to_save(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": rng,
+        "history": progress.history,
+        "best": progress.best,
+    }
+
+
+def _restore(state: dict[str, Any], config, network, optimizer, scheduler) -> _Progress:
+    if state.get("config_hash") != config.config_hash():
+        raise FrozenSLTError(
+            f"checkpoint belongs to config {state.get('config_hash')}, not to this run's config {config.config_hash()}"
+        )
+    if state.get("weights_fingerprint") != network.fingerprint:
+        raise FrozenSLTError("the regenerated random weights differ from the checkpoint's; cannot resume exactly")
+    network.load_saved_state(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and network.device.type == "cuda":
+        torch.cuda.set_rng_state(state["rng"]["cuda"], network.device)
+    return _Progress(epoch=state["epoch"], history=list(state["history"]), best=state["best"])
+
+
+def _result(config: ExperimentConfig, network: Network, progress: _Progress) -> RunResult:
+    best = progress.best
+    memory = network.memory_report()
+    size = memory.weight_trained_bits if config.weight_trained else memory.ticket_bits
+    return RunResult(
+        config_hash=config.config_hash(), family=config.family, best_epoch=best["epoch"],
+        val_accuracy=best["val_accuracy"], test_accuracy=best["test_accuracy"],
+        realised_sparsity=best["realised_sparsity"], size_bits=size, memory=memory,
+        epochs=progress.epoch, history=tuple(progress.history),
+    )
+
+
+def fit(config: ExperimentConfig, reporter: Reporter | None = None, store: CheckpointStore | None = None) -> RunResult:
+    """Train ``config`` to the end (or continue from ``store``'s newest checkpoint) and return the result."""
+    reporter = reporter or Reporter()
+    device = resolve_device(config.train.device)
+    data = load_dataset(config.dataset, config.data, device)
+    network = build_network(config, device)
+    optimizer = make_optimizer(config, network.model)
+    scheduler = make_scheduler(config, optimizer)
+    saved = store.load() if store is not None else None
+    progress = _restore(saved, config, network, optimizer, scheduler) if saved else _Progress()
+    reporter.on_start({
+        "config_hash": config.config_hash(), "device": str(device), "resumed_epoch": progress.epoch if saved else None,
+        "split_sizes": data.split_sizes, "memory": network.memory_report().to_dict(),
+        "history": list(progress.history), "epochs": config.train.epochs,
+    })
+    if saved is None:
+        metrics = _record_epoch(network, data, config, progress, {}, optimizer.param_groups[0]["lr"], 0.0)
+        _save(store, config, network, optimizer, scheduler, progress)
+        reporter.on_epoch(metrics)
+    while progress.epoch < config.train.epochs:
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train_metrics = train_epoch(network, data, optimizer, config, progress.epoch + 1, reporter)
+        scheduler.step()
+        progress.epoch += 1
+        metrics = _record_epoch(network, data, config, progress, train_metrics, lr, time.perf_counter() - started)
+        _save(store, config, network, optimizer, scheduler, progress)
+        reporter.on_epoch(metrics)
+    return _result(config, network, progress)
+
+
+def _save(store, config, network, optimizer, scheduler, progress) -> None:
+    if store is not None:
+        store.save(_checkpoint_state(config, network, optimizer, scheduler, progress))
