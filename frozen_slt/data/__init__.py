@@ -13,7 +13,11 @@ from .base import DatasetError, ImageData
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A dataset's declared shape: (C, H, W) for images, (features,) for graphs."""
+    """A dataset's declared shape: (C, H, W) for images, (features,) for graphs.
+
+    ``load(spec, device)`` returns its :class:`ImageData`; None for a dataset that can be planned but not
+    trained yet. ``recipe`` holds the dataset's default settings, applied before the user's.
+    """
 
     name: str
     input_shape: tuple[int, ...]
@@ -59,6 +63,7 @@ DATASETS: dict[str, DatasetEntry] = {
 
 
 def get_dataset_entry(name: str) -> DatasetEntry:
+    """The registry entry of ``name``; UnknownNameError listing the valid names otherwise."""
     return lookup(DATASETS, name, "dataset")
 
 
@@ -66,8 +71,8 @@ def load_dataset(name: str, spec, device: torch.device) -> ImageData:
     """The named dataset's splits on ``device`` (``spec`` is a DataSpec); DatasetError when it cannot be read."""
     entry = get_dataset_entry(name)
     if entry.load is None:
-        raise DatasetError(f"dataset {name!r} can be planned (`frozen-slt plan`) but not trained yet: "
-                           "graph training is not available in this version")
+        raise DatasetError(f"dataset {name!r} is a {entry.input_kind} dataset: {entry.input_kind} training is not "
+                           "available yet; `frozen-slt plan` supports it")
     return entry.load(spec, device)
 
 

@@ -9,6 +9,7 @@ import torch
 from ..errors import FrozenSLTError
 
 VAL_FRACTION = 0.2  # 40k/10k of CIFAR-10's 50k, 80/20 for ImageNet (method.md §9)
+EVAL_SPLITS = ("val", "test")
 
 
 class DatasetError(FrozenSLTError):
@@ -16,8 +17,14 @@ class DatasetError(FrozenSLTError):
 
 
 class ImageData(Protocol):
-    """Train/val/test splits ready for the loop. Training order and augmentation of epoch e depend only
-    on (order_seed, e), so a run resumed at epoch e sees exactly the batches of an uninterrupted run."""
+    """Train/val/test splits ready for the loop.
+
+    ``train_batches(batch_size, epoch)`` yields (float32 normalised images, int64 labels) on ``device``,
+    shuffled and augmented by the dataset's recipe; the last partial batch is kept. The order and the
+    augmentation of epoch e depend only on (order_seed, e), never on earlier calls, so a run resumed at
+    epoch e sees exactly the batches of an uninterrupted run. ``eval_batches(split, batch_size)`` with
+    split "val" or "test" yields the split in a fixed order, without augmentation.
+    """
 
     name: str
     input_shape: tuple[int, int, int]
@@ -33,7 +40,19 @@ class ImageData(Protocol):
 
 
 def split_indices(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A seeded (train, val) split of ``range(count)`` with ``round(0.2·count)`` validation items."""
+    """A seeded (train, val) split of ``range(count)`` with ``round(0.2·count)`` validation items, each sorted."""
     order = torch.randperm(count, generator=generator)
     val = round(VAL_FRACTION * count)
     return order[val:].sort().values, order[:val].sort().values
+
+
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a batch size that is not a positive integer (a zero would loop forever or divide by zero)."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+
+
+def check_eval_split(split: str) -> None:
+    """Refuse anything but "val" and "test": the training split is only served shuffled and augmented."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"unknown evaluation split {split!r}; valid: {', '.join(EVAL_SPLITS)}")

@@ -19,7 +19,8 @@ _TEST_SEED = 20250101  # constant: the test set never moves
 
 
 def load_digits_data(spec: DataSpec, device: torch.device) -> TensorImageData:
-    from sklearn.datasets import load_digits
+    """The three digits splits on ``device``; only ``spec.split_seed`` and ``spec.order_seed`` matter."""
+    from sklearn.datasets import load_digits  # shipped inside scikit-learn: no file, no network
 
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -28,6 +29,7 @@ def load_digits_data(spec: DataSpec, device: torch.device) -> TensorImageData:
     test, rest = order[:TEST_COUNT].sort().values, order[TEST_COUNT:].sort().values
     train, val = split_indices(len(rest), make_generator("split", spec.split_seed))
     train, val = rest[train], rest[val]
+    # One channel: the per-channel statistics are the training split's overall mean and std.
     mean, std = images[train].mean().item(), images[train].std().item()
     splits = {name: (images[index], labels[index]) for name, index in (("train", train), ("val", val), ("test", test))}
     return TensorImageData("digits", splits, 10, (mean,), (std,), 1.0, "none", spec.order_seed, device)
