@@ -149,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train one ticket (or a weight-trained baseline); resumes automatically",
-        description="Settings come from defaults, then --config, then flags, then --set. "
-        f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
+        description="Settings come from the defaults below, then the dataset's recipe, then --config, then flags, "
+        f"then --set. Dataset recipes: {recipe_summary()}. Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
     )
     train.add_argument("--config", metavar="FILE", help="TOML, YAML or JSON file of settings")
     add_config_flags(train)
@@ -165,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate")
     evaluate.set_defaults(handler=command_eval)
     return parser
+
+
+def recipe_summary() -> str:
+    """``digits (batch_size=32, epochs=20, lr=0.05); ...`` for the help text."""
+    parts = [f"{entry.name} ({', '.join(f'{key}={value}' for key, value in entry.recipe)})"
+             for entry in DATASETS.values() if entry.recipe]
+    return "; ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
