@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -43,6 +44,15 @@ def parse_set_overrides(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text as a dict (``tomllib`` from Python 3.11, the ``tomli`` backport before); ValueError if malformed."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A TOML, YAML or JSON file as a flat ``{field: value}`` dict (sections may be nested or flat)."""
     path = Path(path)
@@ -51,9 +61,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     text = path.read_text()
     try:
         if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
+            data = parse_toml(text)
         elif path.suffix in (".yaml", ".yml"):
             import yaml
 
