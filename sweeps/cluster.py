@@ -1,0 +1,100 @@
+"""Connecting to Ray and checking, before any trial is queued, that the cluster can run the trials.
+
+Ray waits forever for resources that do not exist and retries an unreachable head for minutes, so both
+are checked here and refused with a clear message instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from frozen_slt.errors import FrozenSLTError
+
+log = logging.getLogger(__name__)
+
+
+class SweepError(FrozenSLTError):
+    """A sweep that cannot start as asked (cluster, resources, state)."""
+
+
+def current_cluster_file() -> Path:
+    """Where `ray start` records the address of the cluster on this machine (Ray's own lookup order)."""
+    if "RAY_TMPDIR" in os.environ:
+        root = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        root = os.environ["TMPDIR"]
+    else:
+        root = "/tmp"
+    return Path(root) / "ray" / "ray_current_cluster"
+
+
+def reachable(address: str, timeout: float = 2.0) -> bool:
+    """Whether something accepts TCP connections at ``host:port``."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return False
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_address(address: str | None) -> str:
+    """The address to hand to ``ray.init``.
+
+    None (the default): the live cluster recorded on this machine (e.g. the head node of `ray up`), else
+    a new local Ray instance; a record left by a cluster that no longer runs is ignored, not waited on.
+    ``auto`` or ``host:port``: that cluster, which must be reachable. ``local`` and ``ray://`` client
+    addresses are passed through.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address in ("local",) or (address or "").startswith("ray://"):
+        return address
+    record = current_cluster_file()
+    recorded = record.read_text().strip() if record.is_file() else ""
+    if address is None:
+        if recorded and reachable(recorded):
+            return "auto"
+        if recorded:
+            log.info("ignoring %s: no Ray cluster answers at %s any more; starting Ray locally", record, recorded)
+        return "local"
+    target = recorded if address == "auto" else address
+    if not target or not reachable(target):
+        where = f"at {target}" if target else f"on this machine (no {record})"
+        raise SweepError(f"no Ray cluster answers {where}; start one with `ray start --head`, "
+                         "or leave out --address to run Ray locally")
+    return address
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Fail at once when one trial asks for more than the whole cluster has (Ray would wait forever)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 0.0)
+    if gpus_per_trial > 0 and gpus < gpus_per_trial:
+        raise SweepError(
+            f"trials ask for {gpus_per_trial:g} GPU each but the Ray cluster has {gpus:g} GPUs; "
+            "use --gpus-per-trial 0, or start GPU workers (cluster.yaml keeps at least one GPU worker up)"
+        )
+    if cpus < cpus_per_trial:
+        raise SweepError(f"trials ask for {cpus_per_trial:g} CPUs each but the Ray cluster has {cpus:g}; "
+                         f"use --cpus-per-trial {max(cpus, 1):g} or less")
+
+
+def warn_if_storage_is_not_shared(storage: str) -> None:
+    """Trials on other machines cannot checkpoint into a directory on this one (unless it is NFS)."""
+    import ray
+
+    if "://" in storage:
+        return
+    hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")}
+    if len(hosts) > 1:
+        log.warning("the Ray cluster spans %d machines but --storage %s is a local path: unless it is a shared "
+                    "(NFS) mount on every node, trials on other machines fail when they checkpoint; "
+                    "use --storage s3://bucket/prefix", len(hosts), storage)

@@ -1,0 +1,114 @@
+"""Pareto fronts of a finished sweep: per-family fronts, hypervolumes, CSV/JSON tables and the plot.
+
+Fronts are taken on validation accuracy (the selection objective); test accuracy is carried next to it
+and never used to choose. Hypervolumes use the reference point (2 × the largest ticket size of the
+sweep, accuracy 0), with size in log10, so the families of one sweep are compared on one scale.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib import pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from frozen_slt.pareto import hypervolume, pareto_front  # noqa: E402
+
+TICKET_FAMILIES = ("dense", "pruned", "frozen")
+COLOURS = {"dense": "tab:blue", "pruned": "tab:orange", "frozen": "tab:green", "weight_trained": "black"}
+COLUMNS = ("family", "size_bits", "val_accuracy", "test_accuracy", "sparsity", "freeze_ratio", "lock_share",
+           "seed", "config_hash", "trial_id")
+
+
+def compute_fronts(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``{"reference": ..., "families": {family: {"front": [...], "hypervolume": h, "trials": n}}, "weight_trained": [...]}``."""
+    tickets = [r for r in records if r["family"] in TICKET_FAMILIES]
+    reference = (2.0 * max((r["size_bits"] for r in tickets), default=1.0), 0.0)
+    out: dict[str, Any] = {
+        "reference": {"size_bits": reference[0], "accuracy": reference[1],
+                      "note": "hypervolume in (log10 size_bits, val accuracy) against this point"},
+        "families": {},
+        "weight_trained": [r for r in records if r["family"] == "weight_trained"],
+    }
+    for family in TICKET_FAMILIES:
+        members = [r for r in tickets if r["family"] == family]
+        if not members:
+            continue
+        points = [(r["size_bits"], r["val_accuracy"]) for r in members]
+        out["families"][family] = {
+            "front": [members[i] for i in pareto_front(points)],
+            "hypervolume": hypervolume(points, reference),
+            "trials": len(members),
+        }
+    return out
+
+
+def write_tables(fronts: dict[str, Any], directory: Path) -> list[Path]:
+    """One CSV per family front plus ``pareto_fronts.json``; returns the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for family, data in fronts["families"].items():
+        path = directory / f"pareto_front_{family}.csv"
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(data["front"])
+        written.append(path)
+    path = directory / "pareto_fronts.json"
+    path.write_text(json.dumps(fronts, indent=2, default=str) + "\n")
+    return written + [path]
+
+
+def plot_fronts(records: Sequence[dict[str, Any]], fronts: dict[str, Any], path: Path, title: str) -> Path:
+    """Accuracy versus ticket size (log scale): all trials as dots, each family's front as steps."""
+    figure, axes = plt.subplots(figsize=(8, 5.5), dpi=120)
+    right_edge = 1.15 * max((r["size_bits"] for r in records if r["family"] in TICKET_FAMILIES), default=1)
+    for family in TICKET_FAMILIES:
+        members = [r for r in records if r["family"] == family]
+        if not members:
+            continue
+        colour = COLOURS[family]
+        axes.scatter([r["size_bits"] for r in members], [100 * r["val_accuracy"] for r in members],
+                     color=colour, alpha=0.35, s=22)
+        front = fronts["families"][family]["front"]
+        sizes = [r["size_bits"] for r in front]
+        accuracies = [100 * r["val_accuracy"] for r in front]
+        label = f"{family} source (front, HV {fronts['families'][family]['hypervolume']:.3f})"
+        # a front holds its best accuracy for every larger size: carry the last step to the right edge
+        axes.step(sizes + [right_edge], accuracies + accuracies[-1:], where="post", color=colour, linewidth=2, label=label)
+        axes.plot(sizes, accuracies, "o", color=colour, markersize=6)
+    for baseline in fronts["weight_trained"]:
+        axes.axhline(100 * baseline["val_accuracy"], color=COLOURS["weight_trained"], linestyle="--", linewidth=1,
+                     label=f"weight-trained dense ({baseline['size_bits'] / 8 / 1024:,.0f} KiB)")
+    axes.set_xscale("log")
+    axes.set_xlabel("ticket size (bits, log scale)")
+    axes.set_ylabel("validation accuracy (%)")
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def format_fronts(fronts: dict[str, Any]) -> str:
+    """The per-family table printed at the end of a sweep."""
+    lines = []
+    for family, data in fronts["families"].items():
+        lines.append(f"{family} source: {data['trials']} trials, hypervolume {data['hypervolume']:.4f}")
+        lines.append(f"  {'size (bits)':>14}  {'val %':>6}  {'test %':>6}  {'k':>5}  {'f':>5}  s")
+        for r in data["front"]:
+            share = r.get("lock_share")
+            share = "-" if share in (None, "") else (share if isinstance(share, str) else f"{share:.3f}")
+            lines.append(f"  {r['size_bits']:>14,}  {100 * r['val_accuracy']:6.2f}  {100 * r['test_accuracy']:6.2f}  "
+                         f"{r.get('sparsity') or 0:5.3f}  {r.get('freeze_ratio') or 0:5.3f}  {share}")
+    for baseline in fronts["weight_trained"]:
+        lines.append(f"weight-trained dense: {baseline['size_bits']:,} bits, val {100 * baseline['val_accuracy']:.2f}%, "
+                     f"test {100 * baseline['test_accuracy']:.2f}%")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""The main job: a sweep of strong-lottery-ticket trials and the accuracy-versus-size Pareto fronts.
+
+    python sweeps/pareto.py                      # the embedded default: digits, three source families
+    python sweeps/pareto.py --config sweeps/configs/cifar10-conv6.toml --search optuna --gpus-per-trial 0.25
+    python sweeps/pareto.py --smoke              # two one-epoch trials, seconds
+
+A sweep interrupted in any way continues when the same command is run again (or with --resume).
+Exit status: 0 when every trial finished, 1 when some failed or did not finish, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the project's packages, not sibling files
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from frozen_slt.errors import FrozenSLTError  # noqa: E402
+from sweeps.fronts import format_fronts  # noqa: E402
+from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
+from sweeps.spec import DEFAULT_CONFIG, load_sweep_spec, smoke_spec  # noqa: E402
+from sweeps.tracking import default_tracking_uri  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweeps/pareto.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="sweep config (TOML); default: %(default)s")
+    parser.add_argument("--search", choices=("grid", "optuna"), help="override the config's search")
+    parser.add_argument("--num-samples", type=int, help="Optuna trials")
+    parser.add_argument("--max-concurrent", type=int, help="trials running at once (default: as many as resources allow)")
+    parser.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions pack trials on one GPU")
+    parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
+    parser.add_argument("--address", help="address of a running Ray cluster (default: start Ray locally)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlflow.db)")
+    parser.add_argument("--storage", default="ray_results",
+                        help="Ray results: a directory (default: ./ray_results) or a URI like s3://bucket/prefix; "
+                             "a multi-node cluster needs storage every node can reach")
+    parser.add_argument("--resume", action="store_true", help="require an interrupted sweep to continue (it also resumes without this flag)")
+    parser.add_argument("--smoke", action="store_true", help="2 trials x 1 epoch, for a quick check")
+    parser.add_argument("--inject-fault", type=int, metavar="EPOCH",
+                        help="fault drill: every trial fails once at EPOCH and must recover from its checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no Ray progress tables")
+    return parser
+
+
+def spec_from_args(args: argparse.Namespace):
+    spec = load_sweep_spec(args.config)
+    overrides = {"search": args.search, "num_samples": args.num_samples, "max_concurrent": args.max_concurrent,
+                 "gpus_per_trial": args.gpus_per_trial, "cpus_per_trial": args.cpus_per_trial}
+    spec = replace(spec, **{key: value for key, value in overrides.items() if value is not None})
+    return smoke_spec(spec) if args.smoke else spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="sweep: %(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        spec = spec_from_args(args)
+        local = "://" not in args.storage
+        storage = str(Path(args.storage).resolve()) if local else args.storage
+        options = SweepOptions(
+            storage=storage, local_dir=Path(storage) if local else Path("sweep_state").resolve(),
+            tracking_uri=args.tracking_uri or default_tracking_uri(),
+            address=args.address, resume=args.resume, inject_fault_epoch=args.inject_fault, verbose=0 if args.quiet else 1,
+        )
+        outcome = run_sweep(spec, options)
+    except FrozenSLTError as error:
+        print(f"sweep: error: {error}", file=sys.stderr)
+        return 2
+    print(f"\nsweep {spec.run_name}: {len(outcome.records)} trials finished")
+    print(format_fronts(outcome.fronts))
+    for trial, error in outcome.failed:
+        print(f"FAILED {trial}: {error}")
+    if outcome.unfinished:
+        print(f"not finished (run the same command again to resume): {', '.join(outcome.unfinished)}")
+    print(f"results: {outcome.artifacts[-1].parent}")
+    print(f"MLflow: parent run {outcome.parent_run_id} in {options.tracking_uri}; browse with "
+          f"`mlflow ui --backend-store-uri {options.tracking_uri}`")
+    return 0 if outcome.complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Running a sweep: Ray Tune trials, grid or Optuna search, MLflow records, resume, and the fronts at the end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frozen_slt.checkpoint import write_atomically
+from frozen_slt.config import ExperimentConfig
+
+from trainables.points import point_config
+from trainables.tune_trainable import train_trial
+
+from .cluster import SweepError, check_resources, resolve_address, warn_if_storage_is_not_shared
+from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
+from .space import OptunaSpace, grid_points
+from .spec import SweepSpec
+from .tracking import SweepTracker
+
+log = logging.getLogger(__name__)
+OBJECTIVES = (["best_val_accuracy", "ticket_bits"], ["max", "min"])
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Where a sweep runs and records (not part of what it computes)."""
+
+    storage: str  # Ray results: an absolute path, or a URI such as s3://bucket/prefix on a cluster
+    local_dir: Path  # sweep state, Optuna study, front tables: the storage path itself when it is local
+    tracking_uri: str
+    address: str | None = None
+    resume: bool = False
+    inject_fault_epoch: int | None = None
+    verbose: int = 1
+
+
+@dataclass
+class SweepOutcome:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    fronts: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[Path] = field(default_factory=list)
+    parent_run_id: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and not self.unfinished
+
+
+def _state_path(options: SweepOptions, spec: SweepSpec) -> Path:
+    return options.local_dir / f"{spec.run_name}.sweep.json"
+
+
+def _searcher(spec: SweepSpec, options: SweepOptions):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    url = spec.optuna_storage or f"sqlite:///{(options.local_dir / f'{spec.run_name}.optuna.db').resolve()}"
+    sampler = (optuna.samplers.NSGAIISampler(seed=spec.sampler_seed) if spec.sampler == "nsga2"
+               else optuna.samplers.TPESampler(seed=spec.sampler_seed, multivariate=True))
+    return OptunaSearch(space=OptunaSpace(spec), metric=OBJECTIVES[0], mode=OBJECTIVES[1], sampler=sampler,
+                        storage=optuna.storages.RDBStorage(url), study_name=spec.run_name)
+
+
+def _tuner(spec: SweepSpec, options: SweepOptions, callback, restore: bool):
+    from ray import tune
+
+    base = spec.base_config().to_dict()
+    fault = None
+    if options.inject_fault_epoch is not None:
+        fault = {"epoch": options.inject_fault_epoch, "marker_dir": str(options.local_dir / f"{spec.run_name}.faults")}
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, base=base, fault=fault),
+        {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
+    )
+    if restore:
+        return tune.Tuner.restore(_experiment_path(options, spec), trainable, resume_unfinished=True, resume_errored=True)
+    if spec.search == "grid":
+        points, skipped = grid_points(spec)
+        for note in skipped:
+            log.warning("grid point left out (infeasible): %s", note)
+        param_space, search_alg, samples = {"point": tune.grid_search(points)}, None, 1
+    else:
+        param_space, search_alg, samples = {}, _searcher(spec, options), spec.num_samples
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=samples, max_concurrent_trials=spec.max_concurrent),
+        run_config=tune.RunConfig(
+            name=spec.run_name, storage_path=options.storage, callbacks=[callback], verbose=options.verbose,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
+def _experiment_path(options: SweepOptions, spec: SweepSpec) -> str:
+    return f"{options.storage.rstrip('/')}/{spec.run_name}"
+
+
+def _record(result, base: ExperimentConfig) -> dict[str, Any] | None:
+    metrics = result.metrics or {}
+    if not metrics.get("done"):
+        return None
+    point = result.config.get("point", result.config)
+    config = point_config(base, point)
+    return {
+        "family": config.family, "size_bits": metrics["ticket_bits"], "val_accuracy": metrics["best_val_accuracy"],
+        "test_accuracy": metrics["best_test_accuracy"], "best_epoch": metrics["best_epoch"],
+        "sparsity": None if config.weight_trained else config.ticket.sparsity,
+        "freeze_ratio": config.ticket.freeze_ratio, "lock_share": config.ticket.lock_share,
+        "seed": point.get("seed"), "config_hash": config.config_hash(), "trial_id": metrics.get("trial_id"),
+    }
+
+
+def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
+    """Run (or resume) the sweep to the end and record its fronts; see module docstring."""
+    import ray
+    from ray import tune
+
+    from .tracking import MlflowTrialCallback
+
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # save the experiment state often: a kill loses little
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # those snapshots are wanted
+    options.local_dir.mkdir(parents=True, exist_ok=True)
+    state_path = _state_path(options, spec)
+    restore = tune.Tuner.can_restore(_experiment_path(options, spec))
+    if options.resume and not restore:
+        raise SweepError(f"--resume: no interrupted sweep {spec.run_name} under {options.storage}")
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if not ray.is_initialized():
+        ray.init(address=resolve_address(options.address), include_dashboard=False, log_to_driver=options.verbose > 0)
+    check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
+    warn_if_storage_is_not_shared(options.storage)
+    tracker = SweepTracker(options.tracking_uri, "frozen-slt", options.local_dir / "mlflow-artifacts")
+    parent = tracker.open_parent(spec.run_name, _spec_params(spec), state.get("parent_run_id"))
+    write_atomically(state_path, json.dumps({"parent_run_id": parent, "tracking_uri": options.tracking_uri,
+                                             "run_name": spec.run_name}).encode())
+    base = spec.base_config()
+    callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict())
+    grid = _tuner(spec, options, callback, restore).fit()
+    outcome = SweepOutcome(parent_run_id=parent)
+    for result in grid:
+        trial = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        if result.error is not None:
+            outcome.failed.append((trial, str(result.error).strip().splitlines()[-1][:300]))
+            continue
+        record = _record(result, base)
+        if record is None:
+            outcome.unfinished.append(trial)
+        else:
+            outcome.records.append(record)
+    _publish(spec, options, tracker, outcome)
+    return outcome
+
+
+def _spec_params(spec: SweepSpec) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {key: value for key, value in asdict(spec).items() if key != "experiment"} | {"experiment": spec.experiment}
+
+
+def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome) -> None:
+    """Fronts, tables, plot and hypervolumes into the parent run."""
+    outcome.fronts = compute_fronts(outcome.records)
+    directory = options.local_dir / f"{spec.run_name}.results"
+    outcome.artifacts = write_tables(outcome.fronts, directory)
+    if outcome.records:
+        title = f"{spec.name}: {spec.base_config().model} on {spec.base_config().dataset}"
+        outcome.artifacts.append(plot_fronts(outcome.records, outcome.fronts, directory / "pareto_fronts.png", title))
+    (directory / "pareto_fronts.txt").write_text(format_fronts(outcome.fronts) + "\n")
+    outcome.artifacts.append(directory / "pareto_fronts.txt")
+    tracker.publish(outcome.artifacts, outcome.fronts, outcome.complete)

@@ -1,0 +1,202 @@
+"""MLflow records of a sweep: one parent run, one nested child run per trial, written from the driver.
+
+Logging from the driver (a Tune callback) keeps one writer per store and works on a cluster whose
+workers cannot reach the tracking server. A resumed sweep finds its parent run again (its id is kept in
+the sweep's state file) and each child by the Ray trial id tag; epochs already logged are not logged
+again, so a resumed or retried trial leaves no duplicate points.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from frozen_slt.config import ExperimentConfig
+from trainables.points import point_config
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+TRIAL_TAG = "ray_trial_id"
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+                 "realised_sparsity", "lr", "best_val_accuracy", "best_test_accuracy")
+PACKAGES = ("frozen-slt", "torch", "ray", "optuna", "mlflow", "numpy")
+
+
+def default_tracking_uri() -> str:
+    """A sqlite database in the working directory (MLflow 3 refuses a plain directory store by default)."""
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[f"version.{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[f"version.{name}"] = "not installed"
+    return versions
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = str(value)[:6000]
+    return out
+
+
+class SweepTracker:
+    """The sweep's MLflow experiment and parent run."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str, artifact_root: Path):
+        self.client = MlflowClient(tracking_uri)
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            self.experiment_id = self.client.create_experiment(experiment_name, artifact_location=artifact_root.resolve().as_uri())
+        else:
+            self.experiment_id = experiment.experiment_id
+        self.parent_id = ""
+
+    def open_parent(self, run_name: str, params: dict[str, Any], parent_id: str | None = None) -> str:
+        """Reuse ``parent_id`` (a resumed sweep) or create the parent run with provenance tags and params."""
+        if parent_id is not None:
+            self.parent_id = parent_id
+            self.client.update_run(parent_id, status="RUNNING")
+            return parent_id
+        tags = {"git_revision": git_revision(), **package_versions(), "sweep": run_name}
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        self.parent_id = run.info.run_id
+        self.client.log_batch(self.parent_id, params=[Param(k, v) for k, v in flatten(params).items()])
+        return self.parent_id
+
+    def publish(self, artifacts: list[Path], fronts: dict[str, Any], complete: bool) -> None:
+        """Front tables, plot and hypervolumes into the parent run; the run ends FINISHED only if every trial did."""
+        for path in artifacts:
+            self.client.log_artifact(self.parent_id, str(path))
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"hypervolume_{family}", data["hypervolume"], now, 0) for family, data in fronts["families"].items()]
+        metrics += [Metric(f"front_size_{family}", len(data["front"]), now, 0) for family, data in fronts["families"].items()]
+        self.client.log_batch(self.parent_id, metrics=metrics)
+        self.client.set_terminated(self.parent_id, RunStatus.to_string(RunStatus.FINISHED if complete else RunStatus.FAILED))
+
+
+class TrialLogger:
+    """Child runs under one parent: created on a trial's first event, found again after a resume."""
+
+    def __init__(self, tracking_uri: str, parent_id: str):
+        self.client = MlflowClient(tracking_uri)
+        self.parent_id = parent_id
+        self.experiment_id = self.client.get_run(parent_id).info.experiment_id
+        self._children: dict[str, str] = {}
+        self._logged_epoch: dict[str, int] = {}
+
+    def child(self, trial_id: str, trial_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
+        if trial_id in self._children:
+            return self._children[trial_id]
+        found = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}' and tags.`{TRIAL_TAG}` = '{trial_id}'"
+        )
+        if found:
+            run_id = found[0].info.run_id
+            history = self.client.get_metric_history(run_id, "val_accuracy")
+            self._logged_epoch[run_id] = max((m.step for m in history), default=-1)
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=trial_name,
+                                         tags={PARENT_TAG: self.parent_id, TRIAL_TAG: trial_id, **tags})
+            run_id = run.info.run_id
+            self.client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(params).items()])
+            self._logged_epoch[run_id] = -1
+        self._children[trial_id] = run_id
+        return run_id
+
+    def log_epoch(self, run_id: str, result: dict[str, Any]) -> None:
+        """Per-epoch metrics with step = epoch; epochs already logged (a resumed trial) are skipped."""
+        epoch = int(result["epoch"])
+        if epoch <= self._logged_epoch.get(run_id, -1):
+            return
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, float(result[key]), now, epoch) for key in EPOCH_METRICS if key in result]
+        self.client.log_batch(run_id, metrics=metrics)
+        self._logged_epoch[run_id] = epoch
+
+    def finish_child(self, run_id: str, result: dict[str, Any] | None, error: str | None = None) -> None:
+        if result and "best_val_accuracy" in result:
+            final = {"final_val_accuracy": result["best_val_accuracy"], "final_test_accuracy": result["best_test_accuracy"],
+                     "ticket_bits": result["ticket_bits"], "best_epoch": result["best_epoch"]}
+            now = int(time.time() * 1000)
+            self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in final.items()])
+        if error:
+            self.client.set_tag(run_id, "error", error[:5000])
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if error else RunStatus.FINISHED))
+
+
+class MlflowTrialCallback(tune.Callback):
+    """Tune callback (runs in the driver) that mirrors every trial into a child run of the parent.
+
+    It holds only plain values, so Ray can store it with the experiment and bring it back on restore.
+    """
+
+    def __init__(self, tracking_uri: str, parent_id: str, base_config: dict[str, Any]):
+        self.tracking_uri, self.parent_id, self.base_config = tracking_uri, parent_id, base_config
+        self._logger: TrialLogger | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_logger": None}
+
+    @property
+    def logger(self) -> TrialLogger:
+        if self._logger is None:
+            self._logger = TrialLogger(self.tracking_uri, self.parent_id)
+        return self._logger
+
+    def _run_id(self, trial) -> str:
+        point = trial.config.get("point", trial.config)
+        config = point_config(ExperimentConfig.from_dict(self.base_config), point)
+        tags = {"family": config.family, "config_hash": config.config_hash()}
+        params = {"point": dict(point), "config": config.to_dict()}
+        return self.logger.child(trial.trial_id, str(trial), tags, params)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._run_id(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.logger.log_epoch(self._run_id(trial), result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.logger.finish_child(self._run_id(trial), trial.last_result or None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.logger.finish_child(self._run_id(trial), None, error=last_error(trial))
+
+
+def last_error(trial) -> str:
+    """The last line of a failed trial's error trace (``SomeError: message``).
+
+    Ray writes the trace next to the trial's local staging copy first and syncs it to the storage path
+    later, so the local file is read first and the stored one only as a fallback.
+    """
+    local = Path(trial.error_file) if trial.error_file else None
+    trace = local.read_text() if local is not None and local.is_file() else (trial.get_error() or "")
+    lines = [line for line in str(trace).splitlines() if line.strip()]
+    return lines[-1] if lines else "trial failed (Ray kept no error trace)"

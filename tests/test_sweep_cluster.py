@@ -1,0 +1,74 @@
+"""Finding the Ray cluster: a live one is joined, a stale record is ignored, an unreachable address refused."""
+
+import socket
+
+import pytest
+
+from sweeps.cluster import SweepError, current_cluster_file, reachable, resolve_address
+
+
+@pytest.fixture
+def ray_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (tmp_path / "ray").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def listener():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+
+
+def closed_address():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once the socket closes
+
+
+def test_the_record_file_follows_ray_tmpdir(ray_tmp):
+    assert current_cluster_file() == ray_tmp / "ray" / "ray_current_cluster"
+
+
+def test_no_record_starts_ray_locally(ray_tmp):
+    assert resolve_address(None) == "local"
+
+
+def test_a_stale_record_is_ignored_not_waited_on(ray_tmp):
+    current_cluster_file().write_text(closed_address())
+    assert resolve_address(None) == "local"
+
+
+def test_a_live_recorded_cluster_is_joined(ray_tmp, listener):
+    current_cluster_file().write_text(listener)
+    assert resolve_address(None) == "auto"
+    assert resolve_address("auto") == "auto"
+
+
+def test_ray_address_variable_is_an_explicit_address(ray_tmp, listener, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", listener)
+    assert resolve_address(None) == listener
+    monkeypatch.setenv("RAY_ADDRESS", closed_address())
+    with pytest.raises(SweepError, match="no Ray cluster answers at 127.0.0.1:"):
+        resolve_address(None)
+
+
+def test_unreachable_explicit_addresses_are_refused(ray_tmp):
+    address = closed_address()
+    with pytest.raises(SweepError, match=f"no Ray cluster answers at {address}; start one with `ray start --head`"):
+        resolve_address(address)
+    with pytest.raises(SweepError, match="no Ray cluster answers on this machine"):
+        resolve_address("auto")
+
+
+def test_local_and_client_addresses_pass_through(ray_tmp):
+    assert resolve_address("local") == "local"
+    assert resolve_address("ray://head:10001") == "ray://head:10001"
+
+
+def test_reachable_rejects_malformed_addresses():
+    assert not reachable("no-port")
+    assert not reachable("host:notaport")

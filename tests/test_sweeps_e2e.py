@@ -1,0 +1,228 @@
+"""End-to-end sweeps through Ray Tune, Optuna and MLflow on the embedded digits data (CPU, offline).
+
+Each test runs `python sweeps/pareto.py` as a real process with its own sqlite MLflow store and Ray
+results directory, and reads the outcome back through MLflow's client and Ray's files. Ray nodes a
+test starts listen on 127.0.0.1 and are stopped by process id.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "sweeps" / "pareto.py"
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+
+SMALL_SWEEP = """
+name = "{name}"
+search = "{search}"
+families = ["dense", "pruned", "frozen"]
+weight_trained_baseline = {baseline}
+[experiment]
+model = "conv4"
+dataset = "digits"
+epochs = {epochs}
+batch_size = 64
+lr = 0.05
+[grid]
+sparsity = [0.5]
+freeze_ratio = [0.3, 0.6]
+[optuna]
+num_samples = {samples}
+sampler = "nsga2"
+[resources]
+cpus_per_trial = 1
+max_failures = {max_failures}
+"""
+
+
+def write_sweep(tmp_path, name="small", search="grid", baseline="true", epochs=2, samples=3, max_failures=2):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(SMALL_SWEEP.format(name=name, search=search, baseline=baseline, epochs=epochs,
+                                       samples=samples, max_failures=max_failures))
+    return path
+
+
+def sweep_command(tmp_path, *args):
+    return [sys.executable, str(SCRIPT), "--quiet", "--storage", str(tmp_path / "ray"),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *args]
+
+
+def run_sweep(tmp_path, *args, timeout=300):
+    return subprocess.run(sweep_command(tmp_path, *args), cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def mlflow_runs(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("frozen-slt")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def assert_no_duplicate_epochs(client, children):
+    for child in children:
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
+        assert len(steps) == len(set(steps)), steps
+
+
+def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path):
+    result = run_sweep(tmp_path, "--smoke")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "dense source" in result.stdout and "frozen source" in result.stdout
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert all(child.data.tags["mlflow.parentRunId"] == parent.info.run_id for child in children)
+    assert {child.data.tags["family"] for child in children} == {"dense", "frozen"}
+    assert parent.data.tags["git_revision"] and parent.data.tags["version.torch"] != "not installed"
+    assert parent.data.params["search"] == "grid"
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.params["config.ticket.sparsity"] == "0.5"
+        metrics = child.data.metrics
+        assert 0 <= metrics["final_val_accuracy"] <= 1 and metrics["ticket_bits"] > 0
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")] == [0, 1]
+    assert parent.data.metrics["hypervolume_frozen"] > 0 and parent.data.metrics["hypervolume_dense"] > 0
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pareto_fronts.png", "pareto_fronts.json", "pareto_front_dense.csv", "pareto_front_frozen.csv"} <= artifacts
+    fronts = json.loads(Path(client.download_artifacts(parent.info.run_id, "pareto_fronts.json", str(tmp_path))).read_text())
+    assert fronts["reference"]["accuracy"] == 0.0 and set(fronts["families"]) == {"dense", "frozen"}
+    frozen = fronts["families"]["frozen"]["front"][0]
+    dense = fronts["families"]["dense"]["front"][0]
+    assert frozen["size_bits"] < dense["size_bits"]  # half frozen: about half the mask bits
+
+    again = run_sweep(tmp_path, "--smoke")  # finished sweep: nothing reruns, nothing duplicates
+    assert again.returncode == 0, again.stderr[-3000:]
+    _, parents_after, children_after = mlflow_runs(tmp_path)
+    assert len(parents_after) == 1 and len(children_after) == 2
+
+
+def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path):
+    config = write_sweep(tmp_path, epochs=4)  # 5 trials: baseline, dense, pruned (f=0.3), frozen x2
+    process = subprocess.Popen(sweep_command(tmp_path, "--config", str(config), "--max-concurrent", "1"),
+                               cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        # the state file appears once the driver has created the MLflow tables: only then read them
+        if list((tmp_path / "ray").glob("*.sweep.json")) and sum(c.info.status == "FINISHED" for c in mlflow_runs(tmp_path)[2]) >= 2:
+            break
+        time.sleep(0.5)
+    time.sleep(3)  # let it get into the next trial
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    _, _, before = mlflow_runs(tmp_path)
+    finished_before = {c.data.tags["ray_trial_id"] for c in before if c.info.status == "FINISHED"}
+    assert 2 <= len(finished_before) < 5
+    trial_dirs = lambda: {p.name.split("_")[3]: p for p in (tmp_path / "ray").glob("small-*/train_trial_*")}  # noqa: E731
+    lines_before = {key: len((path / "result.json").read_text().splitlines()) for key, path in trial_dirs().items()
+                    if (path / "result.json").exists()}
+
+    resumed = run_sweep(tmp_path, "--config", str(config), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 5
+    assert max(Counter(c.data.tags["ray_trial_id"] for c in children).values()) == 1
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert_no_duplicate_epochs(client, children)
+    dirs = trial_dirs()
+    assert len(dirs) == 5
+    for child in children:
+        trial = child.data.tags["ray_trial_id"]
+        epochs = [json.loads(line)["epoch"] for line in (dirs[trial.split("_")[1]] / "result.json").read_text().splitlines()]
+        assert epochs[-1] == 4
+        if trial in finished_before:  # finished trials were not run again
+            assert len(epochs) == lines_before[trial.split("_")[1]]
+
+
+def test_failing_trials_retry_from_checkpoints_or_are_reported(tmp_path):
+    result = run_sweep(tmp_path, "--smoke", "--inject-fault", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, _, children = mlflow_runs(tmp_path)
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert_no_duplicate_epochs(client, children)  # the retry resumed after epoch 0 instead of starting over
+    assert len(list((tmp_path / "ray").glob("*.faults/*.failed"))) == 2
+
+    config = write_sweep(tmp_path, name="fragile", baseline="false", epochs=1, max_failures=0)
+    failing = run_sweep(tmp_path, "--config", str(config), "--inject-fault", "1")
+    assert failing.returncode == 1
+    assert failing.stdout.count("FAILED ") == 4 and "fault drill" in failing.stdout
+    _, _, children = mlflow_runs(tmp_path)
+    fragile = [c for c in children if c.data.tags.get("family") and c.info.status == "FAILED"]
+    assert len(fragile) == 4 and all("fault drill" in c.data.tags["error"] for c in fragile)
+
+
+def test_optuna_sweep_keeps_its_study_in_a_database(tmp_path):
+    config = write_sweep(tmp_path, name="searched", search="optuna", epochs=1, samples=3)
+    result = run_sweep(tmp_path, "--config", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{database}")
+    study = optuna.load_study(study_name=summaries[0].study_name, storage=f"sqlite:///{database}")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 3 and all(len(t.values) == 2 for t in complete)
+    _, _, children = mlflow_runs(tmp_path)
+    assert len(children) == 3
+    for trial in complete:
+        accuracy, bits = trial.values
+        assert 0 <= accuracy <= 1 and bits > 0
+
+
+def test_resources_the_cluster_lacks_fail_at_once(tmp_path):
+    result = run_sweep(tmp_path, "--smoke", "--gpus-per-trial", "0.5", timeout=120)
+    assert result.returncode == 2
+    assert "ask for 0.5 GPU each but the Ray cluster has 0 GPUs" in result.stderr
+    result = run_sweep(tmp_path, "--smoke", "--cpus-per-trial", "4096", timeout=120)
+    assert result.returncode == 2
+    assert "ask for 4096 CPUs each but the Ray cluster has" in result.stderr
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_node_cluster_on_localhost(tmp_path):
+    port = free_port()
+    ray = str(Path(sys.executable).with_name("ray"))
+    common = ["--num-cpus", "1", "--num-gpus", "0", "--block", "--disable-usage-stats"]
+    head = subprocess.Popen([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                             "--include-dashboard", "false", *common], env=ENV, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    nodes = []
+    try:
+        time.sleep(5)
+        worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common],
+                                  env=ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        nodes.append(worker)
+        probe = ("import ray,time\nray.init(address='127.0.0.1:%d')\nfor _ in range(60):\n"
+                 "    alive=[n for n in ray.nodes() if n['Alive']]\n    if len(alive)==2: break\n    time.sleep(1)\n"
+                 "print(len(alive))" % port)
+        count = subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True, text=True, timeout=120)
+        assert count.stdout.strip().endswith("2"), count.stderr[-2000:]
+        result = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        _, parents, children = mlflow_runs(tmp_path)
+        assert len(parents) == 1 and len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    finally:
+        for process in [*nodes, head]:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in [*nodes, head]:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

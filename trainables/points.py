@@ -1,0 +1,41 @@
+"""Search points: the few values a sweep varies, and how they become a validated ExperimentConfig.
+
+A point is a flat dict: ``family`` (dense, pruned, frozen or weight_trained), ``sparsity``,
+``freeze_ratio``, ``lock_share`` (a number or "proportional") and ``seed``. The search space only
+suggests these values; this module is the one place that turns them into settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from frozen_slt.config import ConfigError, ExperimentConfig
+
+FAMILIES = ("dense", "pruned", "frozen", "weight_trained")
+
+
+def point_overrides(point: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat ExperimentConfig overrides for a point (seed drives weights, scores, freeze pattern and order)."""
+    family = point.get("family")
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+    out: dict[str, Any] = {}
+    if "seed" in point:
+        seed = int(point["seed"])
+        out.update(weight_seed=seed, score_seed=seed, freeze_seed=seed, order_seed=seed)
+    if family == "weight_trained":
+        return {**out, "weight_trained": True, "freeze_ratio": 0.0}
+    out.update(weight_trained=False, sparsity=float(point["sparsity"]))
+    if family == "dense":
+        return {**out, "freeze_ratio": 0.0}
+    out["freeze_ratio"] = float(point["freeze_ratio"])
+    out["lock_share"] = 0.0 if family == "pruned" else point.get("lock_share", "proportional")
+    return out
+
+
+def point_config(base: ExperimentConfig, point: Mapping[str, Any]) -> ExperimentConfig:
+    """``base`` with the point applied, validated, and checked to belong to the point's family."""
+    config = base.with_overrides(point_overrides(point))
+    if config.family != point["family"]:
+        raise ConfigError(f"point {dict(point)} gives a {config.family} source, not {point['family']}")
+    return config

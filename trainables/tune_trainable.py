@@ -1,0 +1,121 @@
+"""The Ray Tune function trainable: one trial = one :func:`frozen_slt.train.fit` run.
+
+The reporter forwards every evaluated epoch to ``tune.report`` together with that epoch's checkpoint;
+the store reads ``tune.get_checkpoint()``, so a retried or resumed trial continues from its last epoch.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from frozen_slt.checkpoint import read_checkpoint, write_checkpoint
+from frozen_slt.config import ExperimentConfig
+from frozen_slt.train import Reporter, fit
+
+from .points import point_config
+
+STATE_FILE = "state.pt"
+
+
+class InjectedFault(RuntimeError):
+    """Raised by the fault drill (``--inject-fault``) to exercise retries from checkpoints."""
+
+
+class TuneStore:
+    """Checkpoint store on top of Ray: load from ``tune.get_checkpoint``, save into a directory for the next report."""
+
+    def __init__(self) -> None:
+        self.pending: Path | None = None
+
+    def load(self) -> dict[str, Any] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as directory:
+            return read_checkpoint(Path(directory) / STATE_FILE)
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.discard()
+        self.pending = Path(tempfile.mkdtemp(prefix="frozen-slt-checkpoint-"))
+        write_checkpoint(self.pending / STATE_FILE, state)
+
+    def discard(self) -> None:
+        if self.pending is not None:
+            shutil.rmtree(self.pending, ignore_errors=True)
+            self.pending = None
+
+
+class TuneReporter(Reporter):
+    """Adds running-best values and the ticket size to every epoch's metrics and reports them to Tune."""
+
+    def __init__(self, store: TuneStore, config: ExperimentConfig, fault: dict[str, Any] | None = None):
+        self.store, self.config, self.fault = store, config, fault
+        self.best: dict[str, Any] | None = None
+        self.size_bits = 0
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        memory = info["memory"]
+        self.size_bits = memory["weight_trained_bits"] if self.config.weight_trained else memory["ticket_bits"]
+        for metrics in info["history"]:
+            self._update_best(metrics)
+        finished = info["resumed_epoch"] is not None and info["resumed_epoch"] >= info["epochs"]
+        if finished and info["history"]:
+            # Resumed after the last checkpoint: report the final epoch again so this session has a result.
+            tune.report(self._payload(info["history"][-1]))
+
+    def on_epoch(self, metrics: dict[str, Any]) -> None:
+        self._update_best(metrics)
+        self._maybe_fail(metrics["epoch"])
+        checkpoint = tune.Checkpoint.from_directory(str(self.store.pending)) if self.store.pending else None
+        tune.report(self._payload(metrics), checkpoint=checkpoint)
+        self.store.discard()
+
+    def _update_best(self, metrics: dict[str, Any]) -> None:
+        if self.best is None or metrics["val_accuracy"] > self.best["val_accuracy"]:
+            self.best = metrics
+
+    def _payload(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **metrics,
+            "best_epoch": self.best["epoch"],
+            "best_val_accuracy": self.best["val_accuracy"],
+            "best_test_accuracy": self.best["test_accuracy"],
+            "ticket_bits": self.size_bits,
+            "family": self.config.family,
+            "config_hash": self.config.config_hash(),
+            "done": metrics["epoch"] >= self.config.train.epochs,
+        }
+
+    def _maybe_fail(self, epoch: int) -> None:
+        if not self.fault or epoch != self.fault["epoch"]:
+            return
+        marker = Path(self.fault["marker_dir"]) / f"{self.config.config_hash()}.failed"
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            raise InjectedFault(f"fault drill: injected failure at epoch {epoch} (retries resume from the checkpoint)")
+
+
+def _use_assigned_cpus() -> None:
+    """Keep PyTorch to the trial's CPU share so packed trials do not oversubscribe the cores."""
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if cpus:
+        torch.set_num_threads(max(1, int(cpus)))
+
+
+def train_trial(point: dict[str, Any], base: dict[str, Any], fault: dict[str, Any] | None = None) -> None:
+    """Ray Tune function trainable. ``point`` is the trial's search point, ``base`` an ExperimentConfig dict."""
+    config = point_config(ExperimentConfig.from_dict(base), point.get("point", point))
+    _use_assigned_cpus()
+    store = TuneStore()
+    try:
+        fit(config, TuneReporter(store, config, fault), store)
+    finally:
+        store.discard()
