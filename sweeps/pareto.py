@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true", help="2 trials x 1 epoch, for a quick check")
     parser.add_argument("--inject-fault", type=int, metavar="EPOCH",
                         help="fault drill: every trial fails once at EPOCH and must recover from its checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="no Ray progress tables")
+    parser.add_argument("--quiet", action="store_true", help="print only the final summary")
+    parser.add_argument("--ray-tables", action="store_true", help="also show Ray Tune's status tables and the trials' logs")
     return parser
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         options = SweepOptions(
             storage=storage, local_dir=Path(storage) if local else Path("sweep_state").resolve(),
             tracking_uri=args.tracking_uri or default_tracking_uri(),
-            address=args.address, resume=args.resume, inject_fault_epoch=args.inject_fault, verbose=0 if args.quiet else 1,
+            address=args.address, resume=args.resume, inject_fault_epoch=args.inject_fault, verbose=0 if args.quiet else 2 if args.ray_tables else 1,
         )
         outcome = run_sweep(spec, options)
     except FrozenSLTError as error:

@@ -17,6 +17,7 @@ from trainables.tune_trainable import train_trial
 
 from .cluster import SweepError, check_resources, resolve_address, warn_if_storage_is_not_shared
 from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
+from .progress import ProgressCallback
 from .space import OptunaSpace, grid_points
 from .spec import SweepSpec
 from .tracking import SweepTracker
@@ -35,7 +36,7 @@ class SweepOptions:
     address: str | None = None
     resume: bool = False
     inject_fault_epoch: int | None = None
-    verbose: int = 1
+    verbose: int = 1  # 0: final summary only, 1: a line per trial, 2: Ray's own tables and trial logs too
 
 
 @dataclass
@@ -82,8 +83,9 @@ def _tuner(spec: SweepSpec, options: SweepOptions, callback, restore: bool):
         return tune.Tuner.restore(_experiment_path(options, spec), trainable, resume_unfinished=True, resume_errored=True)
     if spec.search == "grid":
         points, skipped = grid_points(spec)
-        for note in skipped:
-            log.warning("grid point left out (infeasible): %s", note)
+        if skipped:
+            log.warning("grid: %d infeasible points left out (a pruned source needs f <= k; any source needs "
+                        "p <= k <= 1 - r): %s", len(skipped), ", ".join(skipped))
         param_space, search_alg, samples = {"point": tune.grid_search(points)}, None, 1
     else:
         param_space, search_alg, samples = {}, _searcher(spec, options), spec.num_samples
@@ -92,7 +94,8 @@ def _tuner(spec: SweepSpec, options: SweepOptions, callback, restore: bool):
         param_space=param_space,
         tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=samples, max_concurrent_trials=spec.max_concurrent),
         run_config=tune.RunConfig(
-            name=spec.run_name, storage_path=options.storage, callbacks=[callback], verbose=options.verbose,
+            name=spec.run_name, storage_path=options.storage, verbose=1 if options.verbose >= 2 else 0,
+            callbacks=[callback, *([ProgressCallback()] if options.verbose >= 1 else [])],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
@@ -134,7 +137,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
         raise SweepError(f"--resume: no interrupted sweep {spec.run_name} under {options.storage}")
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
     if not ray.is_initialized():
-        ray.init(address=resolve_address(options.address), include_dashboard=False, log_to_driver=options.verbose > 0)
+        ray.init(address=resolve_address(options.address), include_dashboard=False, log_to_driver=options.verbose >= 2)
     check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
     warn_if_storage_is_not_shared(options.storage)
     tracker = SweepTracker(options.tracking_uri, "frozen-slt", options.local_dir / "mlflow-artifacts")

@@ -34,8 +34,8 @@ def grid_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], list[str]]:
                     share = 0.0 if family == "pruned" else spec.grid_lock_share
                     try:
                         resolve_lock_share(sparsity, freeze_ratio, share)
-                    except InfeasibleSettingError as error:
-                        skipped.append(f"{family} k={sparsity} f={freeze_ratio}: {error}")
+                    except InfeasibleSettingError:
+                        skipped.append(f"{family} k={sparsity} f={freeze_ratio}" + ("" if family == "pruned" else f" s={share}"))
                         continue
                     points.append({"family": family, "sparsity": sparsity, "freeze_ratio": freeze_ratio,
                                    "lock_share": share, "seed": seed})
