@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from frozen_slt.config import TicketSpec
+from frozen_slt.specs import TicketSpec
 from frozen_slt.data import get_dataset_entry
 from frozen_slt.initialize import initialize_ticket
 from frozen_slt.models import build_model, count_weights

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import ALTERNATE_KEYS, ConfigError, ExperimentConfig, default_value, leaf_fields
+from .config import ALTERNATE_KEYS, ExperimentConfig, default_value, leaf_fields
+from .specs import ConfigError
 
 _ALTERNATE_HELP = {
     "freeze_ratio": "f: fraction frozen (pruned + locked); resolved with --lock-share into prune/lock ratios",

@@ -10,148 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from .distributions import DISTRIBUTIONS
-from .errors import FrozenSLTError
-from .initialize import INITS
-from .layers import SCALE_MODES
-from .ratios import check_feasible, resolve_lock_share
-from .registry import lookup
-
-
-class ConfigError(FrozenSLTError):
-    """A configuration value that is not allowed; the message names the field and what is allowed."""
-
-
-def _help(text: str, identity: bool = True) -> dict[str, Any]:
-    """Field metadata: help text, and whether the field changes the result (enters the config hash)."""
-    return {"help": text, "identity": identity}
-
-
-def _check_choice(name: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(sorted(choices))}")
-
-
-def _check_int(name: str, value: int, minimum: int = 0) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class TicketSpec:
-    """What ticket is searched: target sparsity, freeze split, allocation rule, inits, scale, seeds."""
-
-    sparsity: float = field(default=0.5, metadata=_help("k: fraction of zeros in the final mask, over all weights"))
-    prune_ratio: float = field(default=0.0, metadata=_help("p: fraction of weights permanently pruned"))
-    lock_ratio: float = field(default=0.0, metadata=_help("r: fraction of weights permanently locked"))
-    distribution: str = field(default="erk", metadata=_help("layer-wise allocation rule: erk, epl, igq, uniform"))
-    weight_init: str = field(default="kaiming_uniform", metadata=_help("random weight distribution (method.md §5)"))
-    score_init: str = field(default="kaiming_normal", metadata=_help("initial score distribution"))
-    scale: str = field(default="none", metadata=_help("effective-weight scale: none, static, dynamic"))
-    weight_seed: int = field(default=0, metadata=_help("seed of the random weights"))
-    score_seed: int = field(default=0, metadata=_help("seed of the initial scores"))
-    freeze_seed: int = field(default=0, metadata=_help("seed of the freeze pattern"))
-
-    def __post_init__(self) -> None:
-        for name in ("sparsity", "prune_ratio", "lock_ratio"):
-            object.__setattr__(self, name, _as_float(name, getattr(self, name)))
-        check_feasible(self.sparsity, self.prune_ratio, self.lock_ratio)
-        _check_choice("distribution", self.distribution, DISTRIBUTIONS)
-        _check_choice("weight_init", self.weight_init, INITS)
-        _check_choice("score_init", self.score_init, INITS)
-        _check_choice("scale", self.scale, SCALE_MODES)
-        if self.scale == "static" and self.sparsity >= 1:
-            raise ConfigError("scale='static' needs sparsity < 1 (its factor is 1/sqrt(1 - sparsity))")
-        for name in ("weight_seed", "score_seed", "freeze_seed"):
-            _check_int(name, getattr(self, name))
-
-    @property
-    def freeze_ratio(self) -> float:
-        """f = p + r."""
-        return self.prune_ratio + self.lock_ratio
-
-    @property
-    def lock_share(self) -> float | None:
-        """s = r / f, or None for a dense source (f = 0)."""
-        return self.lock_ratio / self.freeze_ratio if self.freeze_ratio > 0 else None
-
-    @property
-    def family(self) -> str:
-        """Source family of method.md §2: dense (f = 0), pruned (r = 0 < p) or frozen (r > 0)."""
-        if self.lock_ratio > 0:
-            return "frozen"
-        return "pruned" if self.prune_ratio > 0 else "dense"
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Where the data comes from and how it is split and ordered (the dataset itself is named in the experiment)."""
-
-    data_dir: str | None = field(default=None, metadata=_help("root directory of the dataset files", identity=False))
-    download: bool = field(default=False, metadata=_help("download the dataset if missing (needs the internet)", identity=False))
-    split_seed: int = field(default=0, metadata=_help("seed of the train/val split"))
-    order_seed: int = field(default=0, metadata=_help("seed of the data order and augmentation"))
-    augment: bool = field(default=True, metadata=_help("use the dataset's training augmentation"))
-    num_workers: int = field(default=4, metadata=_help("decoding worker processes (image-folder datasets)", identity=False))
-
-    def __post_init__(self) -> None:
-        _check_int("split_seed", self.split_seed)
-        _check_int("order_seed", self.order_seed)
-        _check_int("num_workers", self.num_workers)
-
-
-OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "constant")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """The optimisation recipe (method.md §9) and where it runs."""
-
-    optimizer: str = field(default="sgd", metadata=_help("sgd or adamw"))
-    lr: float = field(default=0.1, metadata=_help("learning rate"))
-    momentum: float = field(default=0.9, metadata=_help("SGD momentum"))
-    weight_decay: float = field(default=1e-4, metadata=_help("weight decay (on the scores of a ticket)"))
-    epochs: int = field(default=100, metadata=_help("training epochs"))
-    batch_size: int = field(default=128, metadata=_help("training mini-batch size"))
-    schedule: str = field(default="cosine", metadata=_help("cosine (T_max = epochs, stepped per epoch, min 0) or constant"))
-    eval_batch_size: int = field(default=1024, metadata=_help("evaluation batch size", identity=False))
-    device: str = field(default="auto", metadata=_help("auto, cpu or cuda", identity=False))
-    bf16: bool = field(default=False, metadata=_help("bf16 autocast on CUDA (changes numerics)"))
-    channels_last: bool = field(default=False, metadata=_help("channels-last memory format on CUDA", identity=False))
-
-    def __post_init__(self) -> None:
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("device", self.device, DEVICES)
-        object.__setattr__(self, "lr", _as_float("lr", self.lr))
-        object.__setattr__(self, "momentum", _as_float("momentum", self.momentum))
-        object.__setattr__(self, "weight_decay", _as_float("weight_decay", self.weight_decay))
-        _check_positive("lr", self.lr)
-        _check_positive("momentum", self.momentum, allow_zero=True)
-        _check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        _check_int("epochs", self.epochs)
-        _check_int("batch_size", self.batch_size, minimum=1)
-        _check_int("eval_batch_size", self.eval_batch_size, minimum=1)
-
-
-def _as_float(name: str, value: Any) -> float:
-    """Accept ints and numpy scalars for float fields, refuse everything else with a clear message."""
-    if isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, str):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
+from .ratios import resolve_lock_share
+from .specs import ConfigError, DataSpec, TicketSpec, TrainSpec, field_meta
 
 
 SECTIONS = {"ticket": TicketSpec, "data": DataSpec, "train": TrainSpec}
@@ -165,9 +28,9 @@ HASH_SCHEMA = 1
 class ExperimentConfig:
     """One run: architecture, dataset, ticket (or weight-trained baseline), data handling and recipe."""
 
-    model: str = field(default="conv6", metadata=_help("architecture name (see `frozen-slt plan --help`)"))
-    dataset: str = field(default="digits", metadata=_help("dataset name"))
-    weight_trained: bool = field(default=False, metadata=_help("train the weights of the dense network instead of a mask (baseline)"))
+    model: str = field(default="conv6", metadata=field_meta("architecture name (see `frozen-slt plan --help`)"))
+    dataset: str = field(default="digits", metadata=field_meta("dataset name"))
+    weight_trained: bool = field(default=False, metadata=field_meta("train the weights of the dense network instead of a mask (baseline)"))
     ticket: TicketSpec = field(default_factory=TicketSpec)
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from frozen_slt.config import ConfigError, DataSpec, ExperimentConfig, TicketSpec, TrainSpec
+from frozen_slt.config import ExperimentConfig
+from frozen_slt.specs import ConfigError, DataSpec, TicketSpec, TrainSpec
 from frozen_slt.errors import FrozenSLTError
 from frozen_slt.ratios import InfeasibleSettingError, floor_count, lock_share_bounds, resolve_lock_share
 from frozen_slt.registry import UnknownNameError

@@ -9,7 +9,7 @@ import torch
 import torchvision
 
 from fake_datasets import cifar_label_from_image, imagenet_label_from_image, write_fake_cifar10, write_fake_imagenet
-from frozen_slt.config import DataSpec
+from frozen_slt.specs import DataSpec
 from frozen_slt.data import DatasetError, load_dataset
 from frozen_slt.data.cifar10 import MEAN, STD
 from frozen_slt.data.tensor_images import PAD, crop_flip

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from frozen_slt.config import TicketSpec
+from frozen_slt.specs import TicketSpec
 from frozen_slt.freezing import LayerFreezeCounts, sample_freeze_pattern
 from frozen_slt.initialize import INITS, initialize_ticket
 from frozen_slt.layers import LOCKED, PRUNED, MaskedConv2d, MaskedLinear

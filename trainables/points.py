@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from frozen_slt.config import ConfigError, ExperimentConfig
+from frozen_slt.config import ExperimentConfig
+from frozen_slt.specs import ConfigError
 
 FAMILIES = ("dense", "pruned", "frozen", "weight_trained")
 

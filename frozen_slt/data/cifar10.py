@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import DataSpec
+from ..specs import DataSpec
 from ..seeding import make_generator
 from .base import DatasetError, split_indices
 from .tensor_images import TensorImageData

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import DataSpec
+from ..specs import DataSpec
 from ..seeding import make_generator
 from .base import split_indices
 from .tensor_images import TensorImageData

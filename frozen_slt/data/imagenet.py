@@ -21,7 +21,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..config import DataSpec
+from ..specs import DataSpec
 from ..seeding import derive_seed, make_generator
 from .base import DatasetError, check_batch_size, check_eval_split, split_indices
 
