@@ -136,6 +136,9 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     if options.resume and not restore:
         raise SweepError(f"--resume: no interrupted sweep {spec.run_name} under {options.storage}")
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if state.get("tracking_uri", options.tracking_uri) != options.tracking_uri:
+        raise SweepError(f"sweep {spec.run_name} records into {state['tracking_uri']}, not {options.tracking_uri}; "
+                         f"continue it with --tracking-uri {state['tracking_uri']} (or give it other --storage)")
     if not ray.is_initialized():
         ray.init(address=resolve_address(options.address), include_dashboard=False, log_to_driver=options.verbose >= 2)
     check_resources(spec.cpus_per_trial, spec.gpus_per_trial)

@@ -109,6 +109,11 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path):
     _, parents_after, children_after = mlflow_runs(tmp_path)
     assert len(parents_after) == 1 and len(children_after) == 2
 
+    elsewhere = subprocess.run([*sweep_command(tmp_path, "--smoke"), "--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}"],
+                               cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert elsewhere.returncode == 2  # the sweep's MLflow runs live in the first store: refuse to split them
+    assert f"records into sqlite:///{tmp_path / 'mlflow.db'}, not sqlite:///{tmp_path / 'other.db'}" in elsewhere.stderr
+
 
 def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path):
     config = write_sweep(tmp_path, epochs=4)  # 5 trials: baseline, dense, pruned (f=0.3), frozen x2
