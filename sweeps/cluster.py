@@ -53,7 +53,7 @@ def resolve_address(address: str | None) -> str:
     addresses are passed through.
     """
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address in ("local",) or (address or "").startswith("ray://"):
+    if address == "local" or (address or "").startswith("ray://"):
         return address
     record = current_cluster_file()
     recorded = record.read_text().strip() if record.is_file() else ""

@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from frozen_slt.pareto import hypervolume, pareto_front  # noqa: E402
+from trainables.points import TICKET_FAMILIES  # noqa: E402
 
-TICKET_FAMILIES = ("dense", "pruned", "frozen")
 COLOURS = {"dense": "tab:blue", "pruned": "tab:orange", "frozen": "tab:green", "weight_trained": "black"}
 COLUMNS = ("family", "size_bits", "val_accuracy", "test_accuracy", "sparsity", "freeze_ratio", "lock_share",
            "seed", "config_hash", "trial_id")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +166,6 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
 
 
 def _spec_params(spec: SweepSpec) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return {key: value for key, value in asdict(spec).items() if key != "experiment"} | {"experiment": spec.experiment}
 
 
@@ -177,7 +175,8 @@ def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outc
     directory = options.local_dir / f"{spec.run_name}.results"
     outcome.artifacts = write_tables(outcome.fronts, directory)
     if outcome.records:
-        title = f"{spec.name}: {spec.base_config().model} on {spec.base_config().dataset}"
+        base = spec.base_config()
+        title = f"{spec.name}: {base.model} on {base.dataset}"
         outcome.artifacts.append(plot_fronts(outcome.records, outcome.fronts, directory / "pareto_fronts.png", title))
     (directory / "pareto_fronts.txt").write_text(format_fronts(outcome.fronts) + "\n")
     outcome.artifacts.append(directory / "pareto_fronts.txt")

@@ -16,7 +16,7 @@ from frozen_slt.cli_args import parse_toml
 from frozen_slt.config import ExperimentConfig
 from frozen_slt.errors import FrozenSLTError
 
-from trainables.points import FAMILIES
+from trainables.points import TICKET_FAMILIES
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "digits.toml"
@@ -32,7 +32,7 @@ class SweepConfigError(FrozenSLTError):
 class SweepSpec:
     name: str
     experiment: dict[str, Any]
-    families: tuple[str, ...] = ("dense", "pruned", "frozen")
+    families: tuple[str, ...] = TICKET_FAMILIES
     weight_trained_baseline: bool = True
     search: str = "grid"
     grid_sparsity: tuple[float, ...] = (0.3, 0.5, 0.7)
@@ -53,7 +53,7 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         self.base_config()  # validates the experiment settings
-        _require(set(self.families) <= set(FAMILIES) - {"weight_trained"} and self.families,
+        _require(set(self.families) <= set(TICKET_FAMILIES) and self.families,
                  f"families must be a non-empty subset of dense, pruned, frozen, got {list(self.families)}")
         _require(self.search in SEARCHES, f"unknown search {self.search!r}; valid: {', '.join(SEARCHES)}")
         _require(self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
