@@ -164,7 +164,6 @@ def _record_epoch(network: Network, data, config: ExperimentConfig, progress: _P
     metrics.update(evaluate(network, data, "test", config))
     metrics["realised_sparsity"] = network.realised_sparsity()
     metrics["seconds"] = seconds
-    progress.history.append(metrics)
     if progress.best is None or metrics["val_accuracy"] > progress.best["val_accuracy"]:
         progress.best = {
             "epoch": progress.epoch,
@@ -173,6 +172,9 @@ def _record_epoch(network: Network, data, config: ExperimentConfig, progress: _P
             "realised_sparsity": metrics["realised_sparsity"],
             "model": network.state_to_save(),
         }
+    metrics.update(best_epoch=progress.best["epoch"], best_val_accuracy=progress.best["val_accuracy"],
+                   best_test_accuracy=progress.best["test_accuracy"])  # running best, for reporters
+    progress.history.append(metrics)
     return metrics
 
 

@@ -56,6 +56,10 @@ def test_best_validation_epoch_is_selected_and_its_test_accuracy_reported():
     result = fit(digits_config(epochs=2))
     best = max(result.history, key=lambda entry: (entry["val_accuracy"], -entry["epoch"]))
     assert result.best_epoch == best["epoch"] and result.test_accuracy == best["test_accuracy"]
+    for position, entry in enumerate(result.history):  # every epoch carries the running best so far
+        so_far = max(result.history[: position + 1], key=lambda e: (e["val_accuracy"], -e["epoch"]))
+        assert (entry["best_epoch"], entry["best_val_accuracy"], entry["best_test_accuracy"]) == (
+            so_far["epoch"], so_far["val_accuracy"], so_far["test_accuracy"])
 
 
 def test_dense_source_and_weight_trained_baseline():

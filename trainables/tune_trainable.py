@@ -53,40 +53,29 @@ class TuneStore:
 
 
 class TuneReporter(Reporter):
-    """Adds running-best values and the ticket size to every epoch's metrics and reports them to Tune."""
+    """Adds the ticket size, family and config hash to every epoch's metrics (which carry the running best) and reports them to Tune."""
 
     def __init__(self, store: TuneStore, config: ExperimentConfig, fault: dict[str, Any] | None = None):
         self.store, self.config, self.fault = store, config, fault
-        self.best: dict[str, Any] | None = None
         self.size_bits = 0
 
     def on_start(self, info: dict[str, Any]) -> None:
         memory = info["memory"]
         self.size_bits = memory["weight_trained_bits"] if self.config.weight_trained else memory["ticket_bits"]
-        for metrics in info["history"]:
-            self._update_best(metrics)
         finished = info["resumed_epoch"] is not None and info["resumed_epoch"] >= info["epochs"]
         if finished and info["history"]:
             # Resumed after the last checkpoint: report the final epoch again so this session has a result.
             tune.report(self._payload(info["history"][-1]))
 
     def on_epoch(self, metrics: dict[str, Any]) -> None:
-        self._update_best(metrics)
         self._maybe_fail(metrics["epoch"])
         checkpoint = tune.Checkpoint.from_directory(str(self.store.pending)) if self.store.pending else None
         tune.report(self._payload(metrics), checkpoint=checkpoint)
         self.store.discard()
 
-    def _update_best(self, metrics: dict[str, Any]) -> None:
-        if self.best is None or metrics["val_accuracy"] > self.best["val_accuracy"]:
-            self.best = metrics
-
     def _payload(self, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
             **metrics,
-            "best_epoch": self.best["epoch"],
-            "best_val_accuracy": self.best["val_accuracy"],
-            "best_test_accuracy": self.best["test_accuracy"],
             "ticket_bits": self.size_bits,
             "family": self.config.family,
             "config_hash": self.config.config_hash(),
