@@ -17,16 +17,13 @@ from typing import Any, Protocol
 
 import torch
 
-from .errors import FrozenSLTError
+from .errors import CorruptCheckpointError
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"frozen-slt checkpoint v1\n"
 _NAME = re.compile(r"^epoch_(\d+)\.pt$")
 
-
-class CorruptCheckpointError(FrozenSLTError):
-    """A checkpoint file that is truncated, altered or not a checkpoint at all."""
 
 
 class CheckpointStore(Protocol):

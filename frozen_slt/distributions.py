@@ -1,4 +1,4 @@
-"""Layer-wise allocation rules of method.md §7: ERK, EPL, IGQ and uniform.
+"""Layer-wise allocation rules of docs/method.md §7: ERK, EPL, IGQ and uniform.
 
 A rule maps the weight shapes of the masked layers and a global density d (the fraction of all N weights
 that is kept) to per-layer sparsities s_l(d). The freeze pattern puts the authors' ``sparsity_distribution``
@@ -18,8 +18,8 @@ import math
 from numbers import Integral
 from typing import Callable, Sequence
 
-from .errors import FrozenSLTError
-from .ratios import RATIO_TOLERANCE, InfeasibleSettingError, check_unit_interval, floor_count
+from .errors import AllocationError, InfeasibleSettingError
+from .ratios import RATIO_TOLERANCE, check_unit_interval, floor_count
 from .registry import lookup
 
 Shape = tuple[int, ...]
@@ -31,9 +31,6 @@ FRACTION_NOISE = 1e-9
 _IGQ_BRACKET = (0.0, 1e20)
 _IGQ_MAX_STEPS = 500
 
-
-class AllocationError(FrozenSLTError):
-    """An allocation rule produced a per-layer fraction outside [0, 1] by more than float noise."""
 
 
 def _is_positive_int(dim: object) -> bool:
@@ -62,7 +59,7 @@ def erk_sparsities(shapes: Sequence[Shape], density: float) -> list[float]:
     ε solves ε·Σ_{non-dense} raw_l·n_l = Σ_{non-dense}(n_l − ⌊n_l(1−d)⌋) − Σ_{dense}⌊n_l(1−d)⌋, so the
     real-valued kept total is exactly N − Σ_l ⌊n_l(1−d)⌋. While some non-dense layer has ε·raw_l ≥ 1, the
     non-dense layer(s) with the largest raw_l become dense (sparsity 0) and ε is solved again. The test is
-    ≥ as in method.md: a layer with ε·raw_l = 1 exactly is kept whole either way, and marking it dense
+    ≥ as in docs/method.md: a layer with ε·raw_l = 1 exactly is kept whole either way, and marking it dense
     leaves ε unchanged. When every layer ends up dense (d = 1) all sparsities are 0.
     """
     sizes = _layer_sizes(shapes)
@@ -90,7 +87,7 @@ def epl_sparsities(shapes: Sequence[Shape], density: float) -> list[float]:
 
     A layer smaller than its share is kept whole and its excess is split equally among the other layers,
     until nothing is left over; the result is e_l = min(n_l, λ) with Σ e_l = d·N. Visiting the layers from
-    the smallest up reaches the same λ as method.md's repeated passes (a layer that overflows at one level
+    the smallest up reaches the same λ as docs/method.md's repeated passes (a layer that overflows at one level
     overflows at every higher one). s_l = 1 − ⌊e_l⌋/n_l, so the kept total Σ⌊e_l⌋ lies in (d·N − L, d·N].
     """
     sizes = _layer_sizes(shapes)
@@ -182,7 +179,7 @@ def _unit_fraction(value: float, what: str, index: int, rule: str, context: str)
 def allocate_freeze_fractions(
     rule: str, shapes: Sequence[Shape], prune_ratio: float, lock_ratio: float
 ) -> list[tuple[float, float]]:
-    """Per-layer (p_l, r_l) by the ``sparsity_distribution`` method of method.md §7.
+    """Per-layer (p_l, r_l) by the ``sparsity_distribution`` method of docs/method.md §7.
 
     frozen_l = s_l(1 − (p + r)), p_l = s_l(1 − p), r_l = frozen_l − p_l. A fraction that leaves [0, 1] by
     at most 1e-9 (float noise) is clamped to the bound; a larger excursion raises :class:`AllocationError`

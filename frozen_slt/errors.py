@@ -1,5 +1,54 @@
-"""The one base class of every user-facing error; the CLI turns it into a one-line message and exit 2."""
+"""Every error the project raises on purpose, in one place.
+
+:class:`FrozenSLTError` and its subclasses are bad input: the message names the problem and what is
+allowed, and the command-line entry points print it as one line and exit with status 2.
+:class:`TrainingDivergedError` is not bad input (the run itself failed) and exits with status 1.
+"""
 
 
 class FrozenSLTError(ValueError):
     """Bad input: the message names the problem and what is allowed."""
+
+
+class ConfigError(FrozenSLTError):
+    """A configuration value that is not allowed; the message names the field and what is allowed."""
+
+
+class InfeasibleSettingError(FrozenSLTError):
+    """A ticket setting that violates a bound of docs/method.md §2 (or a ratio outside [0, 1])."""
+
+
+class AllocationError(FrozenSLTError):
+    """An allocation rule produced a per-layer fraction outside [0, 1] by more than float noise."""
+
+
+class UnknownNameError(FrozenSLTError):
+    """A name that is not in a registry; the message lists the valid names."""
+
+
+class ModelDatasetMismatchError(FrozenSLTError):
+    """A model asked to run on inputs it was not built for."""
+
+
+class DatasetError(FrozenSLTError):
+    """A dataset that is missing, incomplete or corrupt; the message says what was expected where."""
+
+
+class CorruptCheckpointError(FrozenSLTError):
+    """A checkpoint file that is truncated, altered or not a checkpoint at all."""
+
+
+class RunDirectoryError(FrozenSLTError):
+    """A run directory that does not belong to the requested config, or is not a run directory."""
+
+
+class SweepConfigError(FrozenSLTError):
+    """A sweep configuration value that is not allowed."""
+
+
+class SweepError(FrozenSLTError):
+    """A sweep that cannot start as asked (cluster, resources, state)."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite: the run cannot produce a meaningful ticket."""

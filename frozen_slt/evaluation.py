@@ -6,7 +6,8 @@ from typing import Any
 
 from .data import load_dataset
 from .network import build_network
-from .rundir import RunDirectory, RunDirectoryError
+from .errors import RunDirectoryError
+from .rundir import RunDirectory
 from .train import evaluate, resolve_device
 
 

@@ -1,4 +1,4 @@
-"""Ratio arithmetic of method.md §2: feasibility of (k, p, r), lock-share bounds, exact counts.
+"""Ratio arithmetic of docs/method.md §2: feasibility of (k, p, r), lock-share bounds, exact counts.
 
 Every count in the project (``⌊N·k⌋`` zeros of the ticket, ``⌊n_l·p_l⌋`` pruned and ``⌊n_l·r_l⌋``
 locked weights of a layer) goes through :func:`floor_count`, so that the same fraction always gives
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import FrozenSLTError
+from .errors import InfeasibleSettingError
 
 #: Slack for comparing ratios that went through binary floating point (0.7 is not exactly 0.7).
 RATIO_TOLERANCE = 1e-9
@@ -18,9 +18,6 @@ RATIO_TOLERANCE = 1e-9
 #: 0.69999999999999996. Fractions that really sit within 1e-6 of an integer count do not occur.
 _COUNT_TOLERANCE = 1e-6
 
-
-class InfeasibleSettingError(FrozenSLTError):
-    """A ticket setting that violates a bound of method.md §2 (or a ratio outside [0, 1])."""
 
 
 def floor_count(n: int, fraction: float) -> int:
@@ -46,7 +43,7 @@ def check_unit_interval(name: str, value: float) -> None:
 def lock_share_bounds(sparsity: float, freeze_ratio: float) -> tuple[float, float]:
     """Feasible lock shares s = r/f for given k and f > 0: max(0, 1 − k/f) ≤ s ≤ min(1, (1 − k)/f).
 
-    Derived from p ≤ k ≤ 1 − r with p = f·(1 − s) and r = f·s. (method.md §2 prints these bounds with k
+    Derived from p ≤ k ≤ 1 − r with p = f·(1 − s) and r = f·s. (docs/method.md §2 prints these bounds with k
     and 1 − k swapped, which are the bounds of the prune share p/f; with them the proportional split
     s = 1 − k, which §2 calls always feasible, would be refused for k < f/2.)
     """
@@ -89,7 +86,7 @@ def resolve_lock_share(sparsity: float, freeze_ratio: float, lock_share: float |
 
 
 def check_feasible(sparsity: float, prune_ratio: float, lock_ratio: float) -> None:
-    """Raise :class:`InfeasibleSettingError` unless p ≤ k ≤ 1 − r and p + r ≤ 1 (method.md §2)."""
+    """Raise :class:`InfeasibleSettingError` unless p ≤ k ≤ 1 − r and p + r ≤ 1 (docs/method.md §2)."""
     check_unit_interval("sparsity", sparsity)
     check_unit_interval("prune_ratio", prune_ratio)
     check_unit_interval("lock_ratio", lock_ratio)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Mapping, TypeVar
 
-from .errors import FrozenSLTError
+from .errors import UnknownNameError
 
 T = TypeVar("T")
 
-
-class UnknownNameError(FrozenSLTError):
-    """A name that is not in a registry; the message lists the valid names."""
 
 
 def lookup(registry: Mapping[str, T], name: str, what: str) -> T:

@@ -15,12 +15,9 @@ from typing import Any
 
 from .checkpoint import DirectoryStore, write_atomically
 from .config import ExperimentConfig
-from .errors import FrozenSLTError
+from .errors import RunDirectoryError
 from .train import Reporter, RunResult
 
-
-class RunDirectoryError(FrozenSLTError):
-    """A run directory that does not belong to the requested config, or is not a run directory."""
 
 
 class RunDirectory:

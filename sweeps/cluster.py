@@ -12,13 +12,10 @@ import socket
 import sys
 from pathlib import Path
 
-from frozen_slt.errors import FrozenSLTError
+from frozen_slt.errors import SweepError
 
 log = logging.getLogger(__name__)
 
-
-class SweepError(FrozenSLTError):
-    """A sweep that cannot start as asked (cluster, resources, state)."""
 
 
 def current_cluster_file() -> Path:

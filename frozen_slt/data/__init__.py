@@ -7,8 +7,9 @@ from typing import Callable
 
 import torch
 
+from ..errors import DatasetError
 from ..registry import lookup
-from .base import DatasetError, ImageData
+from .base import ImageData
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class DatasetEntry:
     input_kind: str
     description: str
     load: Callable | None = None
-    recipe: tuple[tuple[str, object], ...] = ()  # default settings of this dataset (method.md §5, §9)
+    recipe: tuple[tuple[str, object], ...] = ()  # default settings of this dataset (docs/method.md §5, §9)
 
 
 def _load_digits(spec, device):

@@ -6,14 +6,11 @@ from typing import Iterator, Protocol
 
 import torch
 
-from ..errors import FrozenSLTError
+from ..errors import DatasetError
 
-VAL_FRACTION = 0.2  # 40k/10k of CIFAR-10's 50k, 80/20 for ImageNet (method.md §9)
+VAL_FRACTION = 0.2  # 40k/10k of CIFAR-10's 50k, 80/20 for ImageNet (docs/method.md §9)
 EVAL_SPLITS = ("val", "test")
 
-
-class DatasetError(FrozenSLTError):
-    """A dataset that is missing, incomplete or corrupt; the message says what was expected where."""
 
 
 class ImageData(Protocol):

@@ -1,6 +1,6 @@
 """CIFAR-10 read from its python-version files (``cifar-10-batches-py``), held on the training device.
 
-Split (method.md §9): the 50k training images split 40k/10k train/val by the split seed; the official
+Split (docs/method.md §9): the 50k training images split 40k/10k train/val by the split seed; the official
 10k test batch as test. Training augmentation: random crop 32 with padding 4 and horizontal flip;
 normalisation with the recipe's mean and std.
 
@@ -20,7 +20,8 @@ import torch
 
 from ..specs import DataSpec
 from ..seeding import make_generator
-from .base import DatasetError, split_indices
+from ..errors import DatasetError
+from .base import split_indices
 from .tensor_images import TensorImageData
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """ImageNet as an image folder: ``<data_dir>/train/<class>/*`` and ``<data_dir>/val/<class>/*``.
 
-Split (method.md §9): train split 80/20 into train/val by the split seed; the official val set is the
+Split (docs/method.md §9): train split 80/20 into train/val by the split seed; the official val set is the
 test set. Transforms: RandomResizedCrop 224 + flip for training; resize 256 + centre crop 224 to evaluate;
 ImageNet mean/std. Images are decoded by DataLoader worker processes and moved to the device per batch.
 
@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..specs import DataSpec
 from ..seeding import derive_seed, make_generator
-from .base import DatasetError, check_batch_size, check_eval_split, split_indices
+from ..errors import DatasetError
+from .base import check_batch_size, check_eval_split, split_indices
 
 log = logging.getLogger(__name__)
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

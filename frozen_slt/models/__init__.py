@@ -8,15 +8,12 @@ from typing import Callable
 
 from torch import nn
 
-from ..errors import FrozenSLTError
+from ..errors import ModelDatasetMismatchError
 from ..layers import MASKED, LayerKind, weight_layers
 from ..registry import lookup
 from .conv import WIDTHS, ConvNet, min_side
 from .resnet import BasicBlock, Bottleneck, ResNet
 
-
-class ModelDatasetMismatchError(FrozenSLTError):
-    """A model asked to run on inputs it was not built for."""
 
 
 @dataclass(frozen=True)
