@@ -13,11 +13,13 @@ import json
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from .errors import ConfigError
 from .ratios import resolve_lock_share
-from .specs import ConfigError, DataSpec, TicketSpec, TrainSpec, field_meta
+from .settings import SECTION_NAMES
+from .specs import DataSpec, TicketSpec, TrainSpec, field_meta
 
 
-SECTIONS = {"ticket": TicketSpec, "data": DataSpec, "train": TrainSpec}
+SECTIONS = dict(zip(SECTION_NAMES, (TicketSpec, DataSpec, TrainSpec)))
 TOP_LEVEL = ("model", "dataset", "weight_trained")
 #: Input-only spellings of the ticket's split, resolved into prune_ratio/lock_ratio.
 ALTERNATE_KEYS = ("freeze_ratio", "lock_share")
@@ -112,13 +114,15 @@ class ExperimentConfig:
         updates: dict[str | None, dict[str, Any]] = {None: {}, **{section: {} for section in SECTIONS}}
         alternate: dict[str, Any] = {}
         for raw_key, value in flat.items():
-            key = raw_key.split(".", 1)[1] if raw_key.split(".", 1)[0] in SECTIONS else raw_key
+            given_section, key = _split_key(raw_key)
             if key in ALTERNATE_KEYS:
+                _check_section(raw_key, key, "ticket", given_section)
                 alternate[key] = value
                 continue
             if key not in leaves:
                 raise ConfigError(f"unknown setting {raw_key!r}; valid: {', '.join(sorted(set(leaves) | set(ALTERNATE_KEYS)))}")
             section, spec_field = leaves[key]
+            _check_section(raw_key, key, section, given_section)
             updates[section][key] = coerce_value(key, spec_field.type, value)
         if alternate:
             updates["ticket"].update(self._resolve_split(alternate, updates["ticket"]))
@@ -137,6 +141,23 @@ class ExperimentConfig:
         return {"prune_ratio": prune_ratio, "lock_ratio": lock_ratio}
 
 
+def _split_key(raw_key: str) -> tuple[str | None, str]:
+    """``"train.lr"`` → ``("train", "lr")``; ``"lr"`` → ``(None, "lr")``; an unknown section is refused."""
+    section, dot, key = str(raw_key).partition(".")
+    if not dot:
+        return None, section
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown section {section!r} in setting {raw_key!r}; valid sections: {', '.join(SECTIONS)}")
+    return section, key
+
+
+def _check_section(raw_key: str, key: str, section: str | None, given_section: str | None) -> None:
+    """A key qualified by a section (``ticket.lr``, or ``lr`` under ``[ticket]``) must belong to it."""
+    if given_section is not None and given_section != section:
+        home = f"[{section}]" if section else "the top level"
+        raise ConfigError(f"setting {raw_key!r}: {key!r} belongs to {home}, not to [{given_section}]")
+
+
 def leaf_fields() -> dict[str, tuple[str | None, Any]]:
     """Every settable field by its (unique) name, with its section (None for top level)."""
     out: dict[str, tuple[str | None, Any]] = {f.name: (None, f) for f in fields(ExperimentConfig) if f.name in TOP_LEVEL}
@@ -146,6 +167,7 @@ def leaf_fields() -> dict[str, tuple[str | None, Any]]:
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_TYPE_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number"}
 
 
 def coerce_value(name: str, type_name: str, value: Any) -> Any:
@@ -166,7 +188,7 @@ def coerce_value(name: str, type_name: str, value: Any) -> Any:
         if base == "float":
             return float(text)
     except ValueError:
-        raise ConfigError(f"{name} must be {'true or false' if base == 'bool' else 'a ' + base}, got {value!r}") from None
+        raise ConfigError(f"{name} must be {_TYPE_WORDS.get(base, base)}, got {value!r}") from None
     return text
 
 

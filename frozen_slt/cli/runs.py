@@ -1,0 +1,47 @@
+"""``frozen-slt train`` and ``frozen-slt eval``: one run in its run directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import ALTERNATE_KEYS, leaf_fields
+from ..errors import TrainingDivergedError
+from ..evaluation import evaluate_run
+from ..rundir import RunDirectory
+from ..train import fit
+from .args import config_from_args
+from .console import ConsoleReporter, format_summary
+
+
+def command_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args, list(leaf_fields()) + list(ALTERNATE_KEYS))
+    run = RunDirectory(args.run_dir) if args.run_dir else RunDirectory.for_config(args.out, config)
+    run.claim(config)
+    finished = run.load_result()
+    if finished is not None:
+        print(f"run {run.path} already finished; stored result:")
+        print(format_summary(finished))
+        return 0
+    try:
+        result = fit(config, run.reporter(ConsoleReporter()), run.store)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the same command resumes from the last checkpoint in {run.path}", file=sys.stderr)
+        return 130
+    except TrainingDivergedError as error:
+        print(f"frozen-slt: error: {error}", file=sys.stderr)
+        return 1
+    run.save_result(result)
+    print(format_summary(result))
+    print(f"run directory: {run.path}")
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    overrides = {key: getattr(args, key) for key in ("data_dir", "device") if getattr(args, key) is not None}
+    report = evaluate_run(RunDirectory(args.run), overrides)
+    print(
+        f"best epoch {report['epoch']}: val {100 * report['val_accuracy']:.2f}%  test {100 * report['test_accuracy']:.2f}%  "
+        f"(recorded: val {100 * report['recorded_val_accuracy']:.2f}%  test {100 * report['recorded_test_accuracy']:.2f}%)"
+    )
+    return 0

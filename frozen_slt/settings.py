@@ -1,0 +1,116 @@
+"""Reading settings from files and ``key=value`` strings into flat ``{key: value}`` dicts.
+
+Used by the ``frozen-slt`` command (``--config``, ``--set``) and by the sweeps (their TOML files). A
+key is either bare (``lr``) or qualified by the section it belongs to (``train.lr``); a file may nest a
+section as a table (``[train]``). :meth:`~frozen_slt.config.ExperimentConfig.with_overrides` checks that
+a qualified key really belongs to its section, so ``[ticket] lr = 0.2`` is refused instead of being
+applied to the training recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ConfigError
+
+#: The sections of an experiment's settings (the order of ExperimentConfig's nested specs).
+SECTION_NAMES = ("ticket", "data", "train")
+
+#: Two spellings of the ticket's freeze split; a later one replaces an earlier one when merging.
+_SPELLINGS = ({"freeze_ratio", "lock_share"}, {"prune_ratio", "lock_ratio"})
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """TOML text as a dict (``tomllib`` from Python 3.11, the ``tomli`` backport before); ValueError if malformed."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+def read_settings_file(path: str | Path) -> dict[str, Any]:
+    """The table in a TOML, YAML or JSON file, or :class:`ConfigError` naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {str(path)!r} {what}")
+    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
+    try:
+        text = path.read_text()
+        if path.suffix == ".toml":
+            data = parse_toml(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as error:
+                raise ValueError(" ".join(str(error).split())) from None
+    except (ValueError, UnicodeDecodeError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"cannot parse config file {str(path)!r}: {first_line}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a table of settings, got a {type(data).__name__}")
+    return data
+
+
+def flatten_settings(data: dict[str, Any], source: str = "settings") -> dict[str, Any]:
+    """``{section: {field: value}}`` tables to ``{"section.field": value}``; bare keys stay bare.
+
+    Only the experiment's sections may be tables; anything else nested is refused, naming ``source``.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            flat[str(key)] = value
+            continue
+        if key not in SECTION_NAMES:
+            raise ConfigError(f"unknown section [{key}] in {source}; valid sections: {', '.join(SECTION_NAMES)}")
+        for inner, inner_value in value.items():
+            if isinstance(inner_value, dict):
+                raise ConfigError(f"[{key}] in {source}: {inner!r} must be a value, not a table")
+            flat[f"{key}.{inner}"] = inner_value
+    return flat
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A TOML, YAML or JSON settings file as flat keys (see :func:`flatten_settings`)."""
+    return flatten_settings(read_settings_file(path), f"config file {str(path)!r}")
+
+
+def parse_set_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``--set key=value`` items as a flat dict (values stay strings; the config coerces them)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def bare_key(key: str) -> str:
+    """``train.lr`` → ``lr``; a bare key is returned as it is."""
+    return key.rpartition(".")[2]
+
+
+def merge_settings(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``new``: a key replaces the same setting however it was qualified, and a
+    later spelling of the freeze split replaces the earlier one."""
+    incoming = {bare_key(key) for key in new}
+    dropped = set(incoming)
+    for spelling, other in (_SPELLINGS, _SPELLINGS[::-1]):
+        if spelling & incoming:
+            dropped |= other
+    merged = {key: value for key, value in base.items() if bare_key(key) not in dropped}
+    merged.update(new)
+    return merged
