@@ -1,20 +1,24 @@
 """A sweep's configuration: what to train, which families, how to search, with what resources.
 
-Loaded from a TOML file in ``sweeps/configs/`` (see ``digits.toml`` for every key) and validated here, so
-a typo fails before Ray starts.
+Loaded from a TOML file in ``sweeps/configs/`` (see ``digits.toml`` for every key). Each field of
+:class:`SweepSpec` declares, in its metadata, the file section and key it is read from, its help text
+and the kind of value it takes; the loader and the validation are derived from that, so a typo, a
+number where a list belongs or a misspelt name fails with one line before Ray starts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from frozen_slt.cli_args import parse_toml
 from frozen_slt.config import ExperimentConfig
-from frozen_slt.errors import FrozenSLTError
+from frozen_slt.errors import FrozenSLTError, SweepConfigError
+from frozen_slt.settings import flatten_settings, merge_settings, parse_toml
 
 from trainables.points import TICKET_FAMILIES
 
@@ -22,52 +26,145 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "digits.toml"
 SEARCHES = ("grid", "optuna")
 SAMPLERS = ("nsga2", "tpe")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class SweepConfigError(FrozenSLTError):
-    """A sweep configuration value that is not allowed."""
+def _fail(where: str, what: str, value: Any) -> None:
+    raise SweepConfigError(f"{where} must be {what}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _name(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        _fail(where, "a name of letters, digits, '.', '_' or '-'", value)
+    return value
+
+
+def _boolean(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(where, "true or false", value)
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def check(where: str, value: Any) -> str:
+        if value not in choices:
+            raise SweepConfigError(f"unknown {where} {value!r}; valid: {', '.join(choices)}")
+        return value
+    return check
+
+
+def _families(where: str, value: Any) -> tuple[str, ...]:
+    valid = ", ".join(TICKET_FAMILIES)
+    if not isinstance(value, (list, tuple)) or not value or any(v not in TICKET_FAMILIES for v in value) \
+            or len(set(value)) != len(value):
+        _fail(where, f"a non-empty list of distinct families from {valid}", value)
+    return tuple(value)
+
+
+def _fractions(where: str, value: Any) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_number(v) and 0 <= v <= 1 for v in value):
+        _fail(where, "a non-empty list of numbers in [0, 1]", value)
+    return tuple(float(v) for v in value)
+
+
+def _lock_share(where: str, value: Any) -> float | str:
+    if value == "proportional":
+        return value
+    if not _is_number(value) or not 0 <= value <= 1:
+        _fail(where, "a number in [0, 1] or \"proportional\"", value)
+    return float(value)
+
+
+def _seeds(where: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v >= 0 for v in value):
+        _fail(where, "a non-empty list of integers >= 0", value)
+    return tuple(value)
+
+
+def _range(where: str, value: Any) -> tuple[float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value) \
+            or not 0 < value[0] <= value[1] <= 1:
+        _fail(where, "[low, high] with 0 < low <= high <= 1", value)
+    return float(value[0]), float(value[1])
+
+
+def _integer(minimum: int, optional: bool = False) -> Callable[[str, Any], int | None]:
+    def check(where: str, value: Any) -> int | None:
+        if optional and value is None:
+            return None
+        if not _is_int(value) or value < minimum:
+            _fail(where, f"an integer >= {minimum}", value)
+        return value
+    return check
+
+
+def _number(minimum: float, strict: bool) -> Callable[[str, Any], float]:
+    def check(where: str, value: Any) -> float:
+        if not _is_number(value) or value < minimum or (strict and value == minimum):
+            _fail(where, f"a number {'>' if strict else '>='} {minimum:g}", value)
+        return float(value)
+    return check
+
+
+def _optional_text(where: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        _fail(where, "a non-empty string", value)
+    return value
+
+
+def _setting(default: Any, section: str | None, key: str, check: Callable[[str, Any], Any], help_text: str):
+    """A SweepSpec field read from ``[section] key`` (``section`` None: the top level of the file)."""
+    metadata = {"section": section, "key": key, "check": check, "help": help_text}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class SweepSpec:
-    name: str
-    experiment: dict[str, Any]
-    families: tuple[str, ...] = TICKET_FAMILIES
-    weight_trained_baseline: bool = True
-    search: str = "grid"
-    grid_sparsity: tuple[float, ...] = (0.3, 0.5, 0.7)
-    grid_freeze_ratio: tuple[float, ...] = (0.3, 0.5, 0.7)
-    grid_lock_share: float | str = "proportional"
-    seeds: tuple[int, ...] = (0,)
-    num_samples: int = 24
-    sampler: str = "nsga2"
-    sampler_seed: int = 0
-    sparsity_range: tuple[float, float] = (0.05, 0.95)
-    freeze_range: tuple[float, float] = (0.1, 0.9)
-    optuna_storage: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int | None = None
-    max_failures: int = 2
-    smoke: bool = field(default=False)
+    """One sweep: the base experiment, the families and how their points are searched, the resources."""
+
+    name: str = _setting("sweep", None, "name", _name, "names the Ray experiment and the MLflow parent run")
+    experiment: dict[str, Any] = field(default_factory=dict, metadata={
+        "section": "experiment", "key": None, "check": None, "help": "any `frozen-slt train` setting"})
+    families: tuple[str, ...] = _setting(TICKET_FAMILIES, None, "families", _families, "source families to map")
+    weight_trained_baseline: bool = _setting(True, None, "weight_trained_baseline", _boolean,
+                                             "also train the weight-trained dense network once")
+    search: str = _setting("grid", None, "search", _choice(*SEARCHES), "grid or optuna")
+    grid_sparsity: tuple[float, ...] = _setting((0.3, 0.5, 0.7), "grid", "sparsity", _fractions, "sparsities k")
+    grid_freeze_ratio: tuple[float, ...] = _setting((0.3, 0.5, 0.7), "grid", "freeze_ratio", _fractions,
+                                                    "freezing ratios f")
+    grid_lock_share: float | str = _setting("proportional", "grid", "lock_share", _lock_share,
+                                            "lock share s of the frozen family (a number or proportional)")
+    seeds: tuple[int, ...] = _setting((0,), "grid", "seeds", _seeds, "seeds of weights, scores, pattern and order")
+    num_samples: int = _setting(24, "optuna", "num_samples", _integer(1), "Optuna trials")
+    sampler: str = _setting("nsga2", "optuna", "sampler", _choice(*SAMPLERS), "Optuna sampler")
+    sampler_seed: int = _setting(0, "optuna", "seed", _integer(0), "seed of the Optuna sampler")
+    sparsity_range: tuple[float, float] = _setting((0.05, 0.95), "optuna", "sparsity", _range, "range of k")
+    freeze_range: tuple[float, float] = _setting((0.1, 0.9), "optuna", "freeze_ratio", _range, "range of f")
+    optuna_storage: str | None = _setting(None, "optuna", "storage", _optional_text, "SQLAlchemy URL of the study")
+    cpus_per_trial: float = _setting(1.0, "resources", "cpus_per_trial", _number(0, strict=True), "CPUs per trial")
+    gpus_per_trial: float = _setting(0.0, "resources", "gpus_per_trial", _number(0, strict=False), "GPUs per trial")
+    max_concurrent: int | None = _setting(None, "resources", "max_concurrent", _integer(1, optional=True),
+                                          "trials running at once")
+    max_failures: int = _setting(2, "resources", "max_failures", _integer(0), "retries of a failing trial")
+    smoke: bool = field(default=False, metadata={"section": None, "key": None, "check": None, "help": "smoke mode"})
 
     def __post_init__(self) -> None:
+        for spec_field in fields(self):
+            check = spec_field.metadata["check"]
+            if check is not None:
+                value = check(_where(spec_field), getattr(self, spec_field.name))
+                object.__setattr__(self, spec_field.name, value)
+        if not isinstance(self.experiment, dict):
+            _fail("[experiment]", "a table of `frozen-slt train` settings", self.experiment)
         self.base_config()  # validates the experiment settings
-        _require(set(self.families) <= set(TICKET_FAMILIES) and self.families,
-                 f"families must be a non-empty subset of dense, pruned, frozen, got {list(self.families)}")
-        _require(self.search in SEARCHES, f"unknown search {self.search!r}; valid: {', '.join(SEARCHES)}")
-        _require(self.sampler in SAMPLERS, f"unknown sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        for name in ("grid_sparsity", "grid_freeze_ratio"):
-            values = getattr(self, name)
-            _require(values and all(0 <= v <= 1 for v in values), f"{name} must be a non-empty list of numbers in [0, 1], got {list(values)}")
-        for name, (low, high) in (("sparsity_range", self.sparsity_range), ("freeze_range", self.freeze_range)):
-            _require(0 < low <= high <= 1, f"{name} must be [low, high] with 0 < low <= high <= 1, got {[low, high]}")
-        _require(self.num_samples >= 1, f"num_samples must be >= 1, got {self.num_samples}")
-        _require(self.cpus_per_trial > 0, f"cpus_per_trial must be > 0, got {self.cpus_per_trial}")
-        _require(self.gpus_per_trial >= 0, f"gpus_per_trial must be >= 0, got {self.gpus_per_trial}")
-        _require(self.max_concurrent is None or self.max_concurrent >= 1, f"max_concurrent must be >= 1, got {self.max_concurrent}")
-        _require(self.max_failures >= 0, f"max_failures must be >= 0, got {self.max_failures}")
-        _require(bool(self.seeds), "seeds must not be empty")
 
     def base_config(self) -> ExperimentConfig:
         """The ExperimentConfig every trial starts from (before its point is applied)."""
@@ -89,62 +186,72 @@ class SweepSpec:
         return f"{self.name}-{self.sweep_hash()}"
 
 
-def _require(condition: Any, message: str) -> None:
-    if not condition:
-        raise SweepConfigError(message)
+def _where(spec_field) -> str:
+    section, key = spec_field.metadata["section"], spec_field.metadata["key"]
+    return f"[{section}] {key}" if section else key
 
 
-_SECTIONS = {
-    "grid": {"sparsity": "grid_sparsity", "freeze_ratio": "grid_freeze_ratio", "lock_share": "grid_lock_share", "seeds": "seeds"},
-    "optuna": {"num_samples": "num_samples", "sampler": "sampler", "seed": "sampler_seed", "sparsity": "sparsity_range",
-               "freeze_ratio": "freeze_range", "storage": "optuna_storage"},
-    "resources": {"cpus_per_trial": "cpus_per_trial", "gpus_per_trial": "gpus_per_trial",
-                  "max_concurrent": "max_concurrent", "max_failures": "max_failures"},
-}
-_TOP = ("name", "families", "weight_trained_baseline", "search")
+def _file_layout() -> dict[str | None, dict[str, str]]:
+    """``{section: {key in the file: SweepSpec field}}``, from the fields' metadata (None: top level)."""
+    layout: dict[str | None, dict[str, str]] = {}
+    for spec_field in fields(SweepSpec):
+        if spec_field.metadata["key"] is not None:
+            layout.setdefault(spec_field.metadata["section"], {})[spec_field.metadata["key"]] = spec_field.name
+    return layout
+
+
+def sweep_spec_from_dict(data: dict[str, Any], source: str) -> SweepSpec:
+    """A SweepSpec from the table of a sweep file; every key must be one the file layout knows."""
+    layout = _file_layout()
+    data = dict(data)
+    experiment = data.pop("experiment", {})
+    if not isinstance(experiment, dict):
+        _fail(f"[experiment] in {source}", "a table of `frozen-slt train` settings", experiment)
+    kwargs: dict[str, Any] = {"experiment": _absolute_data_dir(flatten_settings(experiment, f"[experiment] of {source}"))}
+    sections = [name for name in layout if name is not None]
+    for section in sections:
+        values = data.pop(section, {})
+        if not isinstance(values, dict):
+            _fail(f"[{section}] in {source}", "a table", values)
+        unknown = sorted(set(values) - set(layout[section]))
+        if unknown:
+            raise SweepConfigError(f"unknown keys {unknown} in [{section}] of {source}; valid: {', '.join(layout[section])}")
+        kwargs.update({layout[section][key]: value for key, value in values.items()})
+    unknown = sorted(set(data) - set(layout[None]))
+    if unknown:
+        valid = ", ".join([*layout[None], *(f"[{name}]" for name in ["experiment", *sections])])
+        raise SweepConfigError(f"unknown keys {unknown} in {source}; valid: {valid}")
+    kwargs.update({layout[None][key]: value for key, value in data.items()})
+    return SweepSpec(**kwargs)
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep TOML file."""
+    """Read and validate a sweep TOML file (its name defaults to the file's stem)."""
     path = Path(path)
     if not path.is_file():
         known = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.toml")))
         raise SweepConfigError(f"sweep config {str(path)!r} does not exist; shipped configs in {CONFIG_DIR}: {known}")
     try:
         data = parse_toml(path.read_text())
-    except ValueError as error:
+    except (ValueError, UnicodeDecodeError) as error:
         raise SweepConfigError(f"cannot parse {path}: {error}") from None
-    kwargs: dict[str, Any] = {"experiment": _absolute_data_dir(data.pop("experiment", {}))}
-    for key in _TOP:
-        if key in data:
-            kwargs[key] = data.pop(key)
-    for section, mapping in _SECTIONS.items():
-        values = data.pop(section, {})
-        unknown = set(values) - set(mapping)
-        _require(not unknown, f"unknown keys {sorted(unknown)} in [{section}] of {path}; valid: {', '.join(mapping)}")
-        kwargs.update({mapping[key]: value for key, value in values.items()})
-    _require(not data, f"unknown keys {sorted(data)} in {path}; valid: {', '.join(_TOP + ('experiment',) + tuple(_SECTIONS))}")
-    kwargs.setdefault("name", path.stem)
-    for key in ("families", "grid_sparsity", "grid_freeze_ratio", "seeds", "sparsity_range", "freeze_range"):
-        if key in kwargs:
-            kwargs[key] = tuple(kwargs[key])
-    try:
-        return SweepSpec(**kwargs)
-    except TypeError as error:
-        raise SweepConfigError(f"bad value in {path}: {error}") from None
+    data.setdefault("name", path.stem)
+    return sweep_spec_from_dict(data, str(path))
 
 
 def _absolute_data_dir(experiment: dict[str, Any]) -> dict[str, Any]:
     """Trials run in their own working directories, so a relative data_dir is resolved here, against
     the directory the sweep is started from."""
-    if experiment.get("data_dir"):
-        experiment = {**experiment, "data_dir": str(Path(str(experiment["data_dir"])).expanduser().resolve())}
-    return experiment
+    out = dict(experiment)
+    for key in ("data_dir", "data.data_dir"):
+        if isinstance(out.get(key), str) and out[key]:
+            out[key] = str(Path(out[key]).expanduser().resolve())
+    return out
 
 
 def smoke_spec(spec: SweepSpec) -> SweepSpec:
     """Two trials of one epoch: a dense and a frozen point (seconds; for tests and quick checks)."""
     return replace(
-        spec, experiment={**spec.experiment, "epochs": 1}, families=("dense", "frozen"), weight_trained_baseline=False,
+        spec, experiment=merge_settings(spec.experiment, {"epochs": 1}), families=("dense", "frozen"), weight_trained_baseline=False,
         search="grid", grid_sparsity=(0.5,), grid_freeze_ratio=(0.5,), seeds=(spec.seeds[0],), num_samples=2, smoke=True,
     )
