@@ -1,4 +1,4 @@
-"""Masked layers (method.md §3, §6) and the layer kinds that architectures are built from.
+"""Masked layers (docs/method.md §3, §6) and the layer kinds that architectures are built from.
 
 A masked layer holds a fixed random ``weight`` (buffer), a trainable ``score`` (parameter), a fixed
 ternary freeze state (``-1`` pruned, ``0`` free, ``+1`` locked) and the current global threshold τ.
@@ -127,7 +127,7 @@ class MaskedLayerMixin:
 
 
 class MaskedConv2d(MaskedLayerMixin, nn.Module):
-    """Bias-free masked 2-D convolution (method.md §3)."""
+    """Bias-free masked 2-D convolution (docs/method.md §3)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__()
@@ -146,7 +146,7 @@ class MaskedConv2d(MaskedLayerMixin, nn.Module):
 
 
 class MaskedLinear(MaskedLayerMixin, nn.Module):
-    """Bias-free masked linear layer (method.md §3)."""
+    """Bias-free masked linear layer (docs/method.md §3)."""
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
@@ -182,7 +182,6 @@ def _dense_conv(in_channels: int, out_channels: int, kernel_size: int, stride: i
 
 MASKED = LayerKind("masked", MaskedConv2d, MaskedLinear)
 DENSE = LayerKind("dense", _dense_conv, partial(nn.Linear, bias=False))
-LAYER_KINDS = {kind.name: kind for kind in (MASKED, DENSE)}
 
 
 def is_weight_layer(module: nn.Module) -> bool:

@@ -13,11 +13,6 @@ from typing import Sequence
 Point = tuple[float, float]  # (size_bits, accuracy)
 
 
-def dominates(a: Point, b: Point) -> bool:
-    """``a`` is no larger and no less accurate than ``b``, and better in at least one of the two."""
-    return a[0] <= b[0] and a[1] >= b[1] and (a[0] < b[0] or a[1] > b[1])
-
-
 def pareto_front(points: Sequence[Point]) -> list[int]:
     """Indices of the non-dominated points, by increasing size; of identical points the first is kept."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))

@@ -11,12 +11,14 @@ from typing import Any, TextIO
 
 from ray import tune
 
+from trainables.points import trial_point
+
 STATUS_EVERY_S = 30.0
 
 
 def describe_point(config: dict[str, Any]) -> str:
     """``frozen k=0.50 f=0.60 s=proportional`` for a trial's config (grid: under "point"; Optuna: flat)."""
-    point = config.get("point", config)
+    point = trial_point(config)
     family = point.get("family", "?")
     if family == "weight_trained":
         return "weight-trained dense baseline"

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from frozen_slt.config import ExperimentConfig
-from trainables.points import point_config
+from trainables.points import point_config, trial_point
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class MlflowTrialCallback(tune.Callback):
         return self._logger
 
     def _run_id(self, trial) -> str:
-        point = trial.config.get("point", trial.config)
+        point = trial_point(trial.config)
         config = point_config(ExperimentConfig.from_dict(self.base_config), point)
         tags = {"family": config.family, "config_hash": config.config_hash()}
         params = {"point": dict(point), "config": config.to_dict()}

@@ -4,14 +4,7 @@ import math
 
 import pytest
 
-from frozen_slt.pareto import dominates, hypervolume, non_dominated_ranks, pareto_front
-
-
-def test_dominance():
-    assert dominates((10, 0.9), (20, 0.8))
-    assert dominates((10, 0.9), (10, 0.8)) and dominates((10, 0.9), (20, 0.9))
-    assert not dominates((10, 0.9), (10, 0.9))
-    assert not dominates((10, 0.7), (20, 0.8))
+from frozen_slt.pareto import hypervolume, non_dominated_ranks, pareto_front
 
 
 def test_front_by_hand():

@@ -10,11 +10,17 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from frozen_slt.config import ExperimentConfig
-from frozen_slt.specs import ConfigError
+from frozen_slt.errors import ConfigError
 
-#: The three source families of method.md §2, then the weight-trained baseline.
+#: The three source families of docs/method.md §2, then the weight-trained baseline.
 TICKET_FAMILIES = ("dense", "pruned", "frozen")
 FAMILIES = (*TICKET_FAMILIES, "weight_trained")
+
+
+def trial_point(trial_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The search point inside a Ray trial's config: a grid trial nests it under ``"point"`` (one
+    ``grid_search`` over whole points), an Optuna trial's config is the point itself."""
+    return dict(trial_config.get("point", trial_config))
 
 
 def point_overrides(point: Mapping[str, Any]) -> dict[str, Any]:

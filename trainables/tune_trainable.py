@@ -19,7 +19,7 @@ from frozen_slt.checkpoint import read_checkpoint, write_checkpoint
 from frozen_slt.config import ExperimentConfig
 from frozen_slt.train import Reporter, fit
 
-from .points import point_config
+from .points import point_config, trial_point
 
 STATE_FILE = "state.pt"
 
@@ -101,7 +101,7 @@ def _use_assigned_cpus() -> None:
 
 def train_trial(point: dict[str, Any], base: dict[str, Any], fault: dict[str, Any] | None = None) -> None:
     """Ray Tune function trainable. ``point`` is the trial's search point, ``base`` an ExperimentConfig dict."""
-    config = point_config(ExperimentConfig.from_dict(base), point.get("point", point))
+    config = point_config(ExperimentConfig.from_dict(base), trial_point(point))
     _use_assigned_cpus()
     store = TuneStore()
     try:
