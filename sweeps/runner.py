@@ -11,11 +11,12 @@ from typing import Any
 
 from frozen_slt.checkpoint import write_atomically
 from frozen_slt.config import ExperimentConfig
+from frozen_slt.errors import SweepError
 
-from trainables.points import point_config
+from trainables.points import point_config, trial_point
 from trainables.tune_trainable import train_trial
 
-from .cluster import SweepError, check_resources, resolve_address, warn_if_storage_is_not_shared
+from .cluster import check_resources, resolve_address, warn_if_storage_is_not_shared
 from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
 from .progress import ProgressCallback
 from .space import OptunaSpace, grid_points
@@ -23,6 +24,7 @@ from .spec import SweepSpec
 from .tracking import SweepTracker
 
 log = logging.getLogger(__name__)
+TRAINABLES = Path(__file__).resolve().parents[1] / "trainables"
 OBJECTIVES = (["best_val_accuracy", "ticket_bits"], ["max", "min"])
 
 
@@ -110,7 +112,7 @@ def _record(result, base: ExperimentConfig) -> dict[str, Any] | None:
     metrics = result.metrics or {}
     if not metrics.get("done"):
         return None
-    point = result.config.get("point", result.config)
+    point = trial_point(result.config)
     config = point_config(base, point)
     return {
         "family": config.family, "size_bits": metrics["ticket_bits"], "val_accuracy": metrics["best_val_accuracy"],
@@ -140,7 +142,9 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
         raise SweepError(f"sweep {spec.run_name} records into {state['tracking_uri']}, not {options.tracking_uri}; "
                          f"continue it with --tracking-uri {state['tracking_uri']} (or give it other --storage)")
     if not ray.is_initialized():
-        ray.init(address=resolve_address(options.address), include_dashboard=False, log_to_driver=options.verbose >= 2)
+        # trainables/ is not installed into site-packages: Ray ships it to every worker, on any node
+        ray.init(address=resolve_address(options.address), include_dashboard=False, log_to_driver=options.verbose >= 2,
+                 runtime_env={"py_modules": [str(TRAINABLES)]})
     check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
     warn_if_storage_is_not_shared(options.storage)
     tracker = SweepTracker(options.tracking_uri, "frozen-slt", options.local_dir / "mlflow-artifacts")
