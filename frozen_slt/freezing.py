@@ -1,4 +1,4 @@
-"""The freeze pattern of method.md §7: exact per-layer counts, one seeded permutation per layer."""
+"""The freeze pattern of docs/method.md §7: exact per-layer counts, one seeded permutation per layer."""
 
 from __future__ import annotations
 

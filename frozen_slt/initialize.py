@@ -1,4 +1,4 @@
-"""Drawing a ticket's random state (method.md §5, §7): weights, scores and the freeze pattern.
+"""Drawing a ticket's random state (docs/method.md §5, §7): weights, scores and the freeze pattern.
 
 Everything is drawn on the CPU from its own generator, in module registration order, and then moved to
 the layer's device, so the same seeds rebuild the same network on any device.

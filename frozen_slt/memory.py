@@ -1,4 +1,4 @@
-"""Memory accounting in bits (method.md §10): what the Pareto front's size axis means.
+"""Memory accounting in bits (docs/method.md §10): what the Pareto front's size axis means.
 
 A ticket is stored as one mask bit per free weight plus the seeds that regenerate the weights (and,
 when anything is frozen, the freeze pattern); pruned and locked positions cost nothing. BatchNorm

@@ -12,14 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .distributions import DISTRIBUTIONS
-from .errors import FrozenSLTError
+from .errors import ConfigError
 from .initialize import INITS
 from .layers import SCALE_MODES
 from .ratios import check_feasible
 
-
-class ConfigError(FrozenSLTError):
-    """A configuration value that is not allowed; the message names the field and what is allowed."""
 
 
 def field_meta(text: str, identity: bool = True) -> dict[str, Any]:
@@ -52,7 +49,7 @@ class TicketSpec:
     prune_ratio: float = field(default=0.0, metadata=field_meta("p: fraction of weights permanently pruned"))
     lock_ratio: float = field(default=0.0, metadata=field_meta("r: fraction of weights permanently locked"))
     distribution: str = field(default="erk", metadata=field_meta("layer-wise allocation rule: erk, epl, igq, uniform"))
-    weight_init: str = field(default="kaiming_uniform", metadata=field_meta("random weight distribution (method.md §5)"))
+    weight_init: str = field(default="kaiming_uniform", metadata=field_meta("random weight distribution (docs/method.md §5)"))
     score_init: str = field(default="kaiming_normal", metadata=field_meta("initial score distribution"))
     scale: str = field(default="none", metadata=field_meta("effective-weight scale: none, static, dynamic"))
     weight_seed: int = field(default=0, metadata=field_meta("seed of the random weights"))
@@ -84,7 +81,7 @@ class TicketSpec:
 
     @property
     def family(self) -> str:
-        """Source family of method.md §2: dense (f = 0), pruned (r = 0 < p) or frozen (r > 0)."""
+        """Source family of docs/method.md §2: dense (f = 0), pruned (r = 0 < p) or frozen (r > 0)."""
         if self.lock_ratio > 0:
             return "frozen"
         return "pruned" if self.prune_ratio > 0 else "dense"
@@ -114,7 +111,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """The optimisation recipe (method.md §9) and where it runs."""
+    """The optimisation recipe (docs/method.md §9) and where it runs."""
 
     optimizer: str = field(default="sgd", metadata=field_meta("sgd or adamw"))
     lr: float = field(default=0.1, metadata=field_meta("learning rate"))

@@ -1,4 +1,4 @@
-"""The global threshold τ of Edge-Popup's global variant (method.md §4).
+"""The global threshold τ of Edge-Popup's global variant (docs/method.md §4).
 
 ``k_cnt = ⌊N·k⌋`` entries of the final mask must be zero. The pruned entries (P of them) are zeros
 already and the locked ones are ones, so τ is the ``(k_cnt − P)``-th smallest ``|S|`` among the free
@@ -139,7 +139,7 @@ def global_sparsity(layers: Sequence[MaskedLayerMixin]) -> float:
 def update_thresholds(model: nn.Module, method: str = "fast") -> torch.Tensor:
     """Compute τ over all masked layers of ``model`` and store it in each; returns τ.
 
-    Call once after initialisation and after every optimizer step (method.md §4). ``method="reference"``
+    Call once after initialisation and after every optimizer step (docs/method.md §4). ``method="reference"``
     uses the authors' sort-based formulation (slow; for tests and benchmarks).
     """
     layers = masked_layers(model)

@@ -1,4 +1,4 @@
-"""``fit(config, reporter, store) -> RunResult``: one training run of method.md §9, resumable per epoch.
+"""``fit(config, reporter, store) -> RunResult``: one training run of docs/method.md §9, resumable per epoch.
 
 The loop is plain; orchestration (Ray, a run directory, a console) plugs in through the reporter and
 the checkpoint store. Validation and test are evaluated at epoch 0 (before training) and after every
@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from .checkpoint import CheckpointStore
 from .config import ExperimentConfig
 from .data import load_dataset
-from .errors import FrozenSLTError
+from .errors import FrozenSLTError, TrainingDivergedError
 from .memory import MemoryReport
 from .network import Network, build_network
 from .threshold import update_thresholds
@@ -30,9 +30,6 @@ from .threshold import update_thresholds
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 
-
-class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or infinite: the run cannot produce a meaningful ticket."""
 
 
 class Reporter:
@@ -105,7 +102,7 @@ def _autocast(network: Network, config: ExperimentConfig):
 
 
 def train_epoch(network: Network, data, optimizer, config: ExperimentConfig, epoch: int, reporter: Reporter) -> dict[str, float]:
-    """One pass over the training split; τ is recomputed after every optimizer step (method.md §4)."""
+    """One pass over the training split; τ is recomputed after every optimizer step (docs/method.md §4)."""
     model = network.model
     model.train()
     loss_sum = torch.zeros((), device=network.device)

@@ -1,12 +1,13 @@
 """Search spaces. They only suggest values (family, sparsity, freeze_ratio, lock_share, seed); nothing here
-builds a model. Every point they produce is feasible under method.md §2.
+builds a model. Every point they produce is feasible under docs/method.md §2.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from frozen_slt.ratios import lock_share_bounds, resolve_lock_share, InfeasibleSettingError
+from frozen_slt.errors import InfeasibleSettingError
+from frozen_slt.ratios import lock_share_bounds, resolve_lock_share
 
 from .spec import SweepSpec
 

@@ -1,4 +1,4 @@
-"""Allocation rules of method.md §7 against cases worked out by hand, plus their global invariants."""
+"""Allocation rules of docs/method.md §7 against cases worked out by hand, plus their global invariants."""
 
 import math
 
@@ -20,7 +20,7 @@ RULES = ["erk", "epl", "igq", "uniform"]
 # Two convolutions and a linear layer: n = 8·3·3·3 = 216, 16·8·3·3 = 1152, 10·16 = 160; N = 1528.
 SMALL = [(8, 3, 3, 3), (16, 8, 3, 3), (10, 16)]
 
-# Conv6 on 32×32×3 input with 10 classes (method.md §8): 2,261,184 weights in 9 layers.
+# Conv6 on 32×32×3 input with 10 classes (docs/method.md §8): 2,261,184 weights in 9 layers.
 CONV6 = [
     (64, 3, 3, 3), (64, 64, 3, 3), (128, 64, 3, 3), (128, 128, 3, 3), (256, 128, 3, 3), (256, 256, 3, 3),
     (256, 4096), (256, 256), (10, 256),
@@ -173,7 +173,7 @@ def test_density_edges(rule, shapes):
     assert freeze_counts(rule, shapes, 1.0, 0.0) == [(size, 0) for size in n]
     assert freeze_counts(rule, shapes, 0.0, 1.0) == [(0, size) for size in n]
     # p + r = 1 (0.7 + 0.3 may even round above 1): frozen_l = 1, so n_l·p_l + n_l·r_l = n_l, but the two are
-    # floored separately (method.md §7.2): ⌊n_l·0.7⌋ + ⌊n_l·0.3⌋ is n_l or n_l − 1 (one free weight left).
+    # floored separately (docs/method.md §7.2): ⌊n_l·0.7⌋ + ⌊n_l·0.3⌋ is n_l or n_l − 1 (one free weight left).
     counts = freeze_counts(rule, shapes, 0.7, 0.3)
     fractions = allocate_freeze_fractions(rule, shapes, 0.7, 0.3)
     for size, (pruned, locked), (p_l, r_l) in zip(n, counts, fractions):

@@ -1,4 +1,4 @@
-"""Freeze pattern and random state: exact counts, independent seeds, determinism (method.md §5, §7)."""
+"""Freeze pattern and random state: exact counts, independent seeds, determinism (docs/method.md §5, §7)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Masked layers: forward semantics and the straight-through gradient against plain autograd (method.md §3, §6)."""
+"""Masked layers: forward semantics and the straight-through gradient against plain autograd (docs/method.md §3, §6)."""
 
 import math
 

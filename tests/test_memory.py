@@ -1,4 +1,4 @@
-"""Memory accounting against numbers worked out by hand (method.md §10)."""
+"""Memory accounting against numbers worked out by hand (docs/method.md §10)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Architectures: exact masked-weight totals (method.md §8), one definition for both layer kinds, fit checks."""
+"""Architectures: exact masked-weight totals (docs/method.md §8), one definition for both layer kinds, fit checks."""
 
 import pytest
 import torch

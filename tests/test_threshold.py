@@ -1,4 +1,4 @@
-"""The fast global threshold is bit-identical to the authors' sort-based formulation (method.md §4)."""
+"""The fast global threshold is bit-identical to the authors' sort-based formulation (docs/method.md §4)."""
 
 import math
 

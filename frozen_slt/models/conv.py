@@ -1,4 +1,4 @@
-"""Conv-k networks of Edge-Popup (method.md §8): 3x3 convs in pairs with 2x2 max-pools, then FC 256-256-classes."""
+"""Conv-k networks of Edge-Popup (docs/method.md §8): 3x3 convs in pairs with 2x2 max-pools, then FC 256-256-classes."""
 
 from __future__ import annotations
 

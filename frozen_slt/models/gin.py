@@ -1,4 +1,4 @@
-"""The GIN of the UGTs work for OGBN-Arxiv (method.md §8), on PyTorch Geometric.
+"""The GIN of the UGTs work for OGBN-Arxiv (docs/method.md §8), on PyTorch Geometric.
 
 Four graph layers h' = W((1+ε)h + mean_{j∈N(i)} h_j) with ε = 0 fixed and a single bias-free linear W,
 each followed by non-affine BatchNorm1d, ReLU and dropout 0 (the last layer included). A head linear on

@@ -1,4 +1,4 @@
-"""ResNets with non-affine BatchNorm (method.md §8), one implementation for both layouts.
+"""ResNets with non-affine BatchNorm (docs/method.md §8), one implementation for both layouts.
 
 CIFAR layout: 3x3 stride-1 stem, no max-pool. ImageNet layout (torchvision v1.5): 7x7/2 stem and a 3x3/2
 max-pool; bottlenecks put the stride on their 3x3 conv. A 1x1 conv + BatchNorm shortcut is used wherever
