@@ -1,6 +1,13 @@
-"""fit(): learning on real data, exact sparsity, frozen entries honoured, exact resume from checkpoints."""
+"""fit(): learning on real data, exact sparsity, frozen entries honoured, exact resume from checkpoints.
+
+Accuracy assertions only check learning with a wide margin over chance (0.1): short trainings round
+differently on different CPU kinds, so no test expects a particular accuracy. Bit-identity is always
+between two runs on this machine. One uninterrupted run (``finished``) is shared by the tests that only
+read it or resume from a copy of its checkpoints.
+"""
 
 import math
+import shutil
 
 import pytest
 import torch
@@ -13,15 +20,32 @@ from frozen_slt.train import Reporter, fit
 
 
 def digits_config(**settings):
-    base = {"dataset": "digits", "model": "conv4", "epochs": 3, "sparsity": 0.5, "freeze_ratio": 0.5, "device": "cpu"}
+    base = {"dataset": "digits", "model": "conv2", "epochs": 3, "sparsity": 0.5, "freeze_ratio": 0.5, "device": "cpu"}
     return ExperimentConfig.from_settings({**base, **settings})
 
 
-class StopAfter(Reporter):
-    """Simulates a crash right after epoch ``epoch``'s checkpoint was written."""
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """(config, result, checkpoint directory) of one uninterrupted 3-epoch frozen-ticket run."""
+    directory = tmp_path_factory.mktemp("finished")
+    config = digits_config()
+    return config, fit(config, store=DirectoryStore(directory)), directory
 
-    def __init__(self, epoch):
+
+def copy_store(directory, tmp_path) -> DirectoryStore:
+    """A private copy of a checkpoint directory, so a test may resume from it without touching the original."""
+    return DirectoryStore(shutil.copytree(directory, tmp_path / "checkpoints"))
+
+
+class StopAfter(Reporter):
+    """Simulates a crash right after epoch ``epoch``'s checkpoint was written; remembers where it resumed."""
+
+    def __init__(self, epoch=None):
         self.epoch = epoch
+        self.resumed_epoch = None
+
+    def on_start(self, info):
+        self.resumed_epoch = info["resumed_epoch"]
 
     def on_epoch(self, metrics):
         if metrics["epoch"] == self.epoch:
@@ -32,17 +56,22 @@ def comparable(history):
     return [{key: value for key, value in entry.items() if key != "seconds"} for entry in history]
 
 
-def test_frozen_ticket_learns_with_exact_sparsity_and_frozen_entries(tmp_path):
-    config = digits_config()
-    store = DirectoryStore(tmp_path)
-    result = fit(config, store=store)
-    assert result.val_accuracy > 0.5 and result.test_accuracy > 0.5  # chance is 0.1
+def assert_learned(result):
+    """Loss falls and accuracy ends far above chance (0.1): learning, not a CPU-specific number."""
+    losses = [entry["train_loss"] for entry in result.history[1:]]
+    assert losses[-1] < losses[0], losses
+    assert result.val_accuracy > 0.5 and result.test_accuracy > 0.5
+
+
+def test_frozen_ticket_learns_with_exact_sparsity_and_frozen_entries(finished):
+    config, result, directory = finished
+    assert_learned(result)
     assert [entry["epoch"] for entry in result.history] == [0, 1, 2, 3]
     total = result.memory.total_weights
     assert result.realised_sparsity == math.floor(total * 0.5) / total
     assert result.size_bits == result.memory.free_weights + 128
     network = build_network(config, torch.device("cpu"))
-    network.load_saved_state(read_checkpoint(store._epochs()[0][1])["best"]["model"])
+    network.load_saved_state(read_checkpoint(directory / "epoch_0003.pt")["best"]["model"])
     zeros = 0
     for layer in masked_layers(network.model):
         mask = layer.keep_mask()
@@ -52,8 +81,8 @@ def test_frozen_ticket_learns_with_exact_sparsity_and_frozen_entries(tmp_path):
     assert zeros == math.floor(total * 0.5)
 
 
-def test_best_validation_epoch_is_selected_and_its_test_accuracy_reported():
-    result = fit(digits_config(epochs=2))
+def test_best_validation_epoch_is_selected_and_its_test_accuracy_reported(finished):
+    result = finished[1]
     best = max(result.history, key=lambda entry: (entry["val_accuracy"], -entry["epoch"]))
     assert result.best_epoch == best["epoch"] and result.test_accuracy == best["test_accuracy"]
     for position, entry in enumerate(result.history):  # every epoch carries the running best so far
@@ -65,47 +94,46 @@ def test_best_validation_epoch_is_selected_and_its_test_accuracy_reported():
 def test_dense_source_and_weight_trained_baseline():
     dense = fit(digits_config(freeze_ratio=0.0, epochs=1))
     assert dense.family == "dense" and dense.size_bits == dense.memory.total_weights + 64
-    baseline = fit(digits_config(weight_trained=True, freeze_ratio=0.0, epochs=2))
+    # Training weights needs a smaller step than training scores: at the digits recipe's lr 0.05 this
+    # network sits at the edge of stability, where two epochs reached 0.37 on one CPU kind and >0.5 on another.
+    baseline = fit(digits_config(weight_trained=True, freeze_ratio=0.0, epochs=2, lr=0.01))
     assert baseline.family == "weight_trained" and baseline.realised_sparsity == 0.0
     assert baseline.size_bits == 32 * baseline.memory.total_weights
-    assert baseline.val_accuracy > 0.5
+    assert_learned(baseline)
 
 
-def test_resume_after_a_crash_is_bit_identical(tmp_path):
-    config = digits_config(epochs=3)
-    whole_store = DirectoryStore(tmp_path / "whole")
-    whole = fit(config, store=whole_store)
-    store = DirectoryStore(tmp_path / "split")
+def test_resume_after_a_crash_is_bit_identical(finished, tmp_path):
+    config, whole, whole_directory = finished
+    store = DirectoryStore(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         fit(config, reporter=StopAfter(1), store=store)
     resumed = fit(config, store=store)
     assert comparable(resumed.history) == comparable(whole.history)
     assert (resumed.best_epoch, resumed.val_accuracy, resumed.test_accuracy) == (whole.best_epoch, whole.val_accuracy, whole.test_accuracy)
-    final_whole, final_resumed = whole_store.load(), store.load()
+    final_whole, final_resumed = DirectoryStore(whole_directory).load(), store.load()
     for key, value in final_whole["model"].items():
         assert torch.equal(value, final_resumed["model"][key]), key
     assert final_whole["optimizer"]["state"][0]["momentum_buffer"].equal(final_resumed["optimizer"]["state"][0]["momentum_buffer"])
 
 
-def test_a_corrupted_latest_checkpoint_is_reported_and_the_previous_one_used(tmp_path, caplog):
-    config = digits_config(epochs=3)
-    whole = fit(config)
-    store = DirectoryStore(tmp_path)
-    with pytest.raises(KeyboardInterrupt):
-        fit(config, reporter=StopAfter(2), store=store)
-    latest = tmp_path / "epoch_0002.pt"
-    blob = bytearray(latest.read_bytes())
+def corrupt(path):
+    blob = bytearray(path.read_bytes())
     blob[-100] ^= 0xFF
-    latest.write_bytes(bytes(blob))
-    resumed = fit(config, store=store)
-    assert "epoch_0002.pt is corrupted" in caplog.text
+    path.write_bytes(bytes(blob))
+
+
+def test_a_corrupted_latest_checkpoint_is_reported_and_the_previous_one_used(finished, tmp_path, caplog):
+    config, whole, directory = finished
+    store = copy_store(directory, tmp_path)
+    corrupt(store.directory / "epoch_0003.pt")
+    reporter = StopAfter()
+    resumed = fit(config, reporter=reporter, store=store)
+    assert "epoch_0003.pt is corrupted" in caplog.text and reporter.resumed_epoch == 2
     assert comparable(resumed.history) == comparable(whole.history)
 
 
-def test_finished_run_resumed_does_not_train_again(tmp_path):
-    config = digits_config(epochs=1)
-    store = DirectoryStore(tmp_path)
-    first = fit(config, store=store)
+def test_finished_run_resumed_does_not_train_again(finished, tmp_path):
+    config, first, directory = finished
 
     class CountSteps(Reporter):
         steps = 0
@@ -113,12 +141,11 @@ def test_finished_run_resumed_does_not_train_again(tmp_path):
         def on_step(self, *args):
             CountSteps.steps += 1
 
-    again = fit(config, reporter=CountSteps(), store=store)
+    again = fit(config, reporter=CountSteps(), store=copy_store(directory, tmp_path))
     assert CountSteps.steps == 0 and comparable(again.history) == comparable(first.history)
 
 
-def test_checkpoint_of_another_config_is_refused(tmp_path):
-    store = DirectoryStore(tmp_path)
-    fit(digits_config(epochs=1), store=store)
+def test_checkpoint_of_another_config_is_refused(finished, tmp_path):
+    config, _, directory = finished
     with pytest.raises(ValueError, match="belongs to config"):
-        fit(digits_config(epochs=1, lr=0.01), store=store)
+        fit(digits_config(lr=0.01), store=copy_store(directory, tmp_path))

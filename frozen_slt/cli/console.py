@@ -34,11 +34,12 @@ def format_epoch(metrics: dict[str, Any], epochs: int) -> str:
 
 
 class ConsoleReporter(Reporter):
-    """Per-epoch lines on ``stream``; on an interactive terminal also a per-step bar with loss and ETA."""
+    """Per-epoch lines on ``stream`` (default: ``sys.stderr`` when constructed); on an interactive terminal
+    also a per-step bar with loss and ETA."""
 
-    def __init__(self, stream: TextIO = sys.stderr, interactive: bool | None = None):
-        self.stream = stream
-        self.interactive = stream.isatty() if interactive is None else interactive
+    def __init__(self, stream: TextIO | None = None, interactive: bool | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.interactive = self.stream.isatty() if interactive is None else interactive
         self.epochs = 0
         self.bar: tqdm | None = None
         self.last_loss_read = 0.0

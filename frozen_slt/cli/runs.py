@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import ALTERNATE_KEYS, leaf_fields
+from ..config import ALTERNATE_KEYS, ExperimentConfig, leaf_fields
 from ..errors import TrainingDivergedError
 from ..evaluation import evaluate_run
 from ..rundir import RunDirectory
@@ -14,8 +14,13 @@ from .args import config_from_args
 from .console import ConsoleReporter, format_summary
 
 
+def train_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The validated config of a ``train`` command line (every config field may be given)."""
+    return config_from_args(args, list(leaf_fields()) + list(ALTERNATE_KEYS))
+
+
 def command_train(args: argparse.Namespace) -> int:
-    config = config_from_args(args, list(leaf_fields()) + list(ALTERNATE_KEYS))
+    config = train_config(args)
     run = RunDirectory(args.run_dir) if args.run_dir else RunDirectory.for_config(args.out, config)
     run.claim(config)
     finished = run.load_result()
