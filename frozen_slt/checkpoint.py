@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"frozen-slt checkpoint v1\n"
 _NAME = re.compile(r"^epoch_(\d+)\.pt$")
-
 
 
 class CheckpointStore(Protocol):
@@ -48,7 +48,20 @@ def decode_checkpoint(blob: bytes, source: str) -> dict[str, Any]:
     digest, newline, payload = blob[len(MAGIC) :].partition(b"\n")
     if not newline or hashlib.sha256(payload).hexdigest().encode() != digest:
         raise CorruptCheckpointError(f"{source} is corrupted (checksum mismatch: truncated or altered)")
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError) as error:  # intact bytes, but content the safe loader refuses to build
+        raise CorruptCheckpointError(f"{source} holds content a checkpoint may not hold and was not loaded "
+                                     f"({_refusal_reason(error)})") from None
+    if not isinstance(state, dict):
+        raise CorruptCheckpointError(f"{source} holds a {type(state).__name__}, not a checkpoint's state")
+    return state
+
+
+def _refusal_reason(error: Exception) -> str:
+    """The one useful sentence of torch's long weights-only refusal (e.g. ``Unsupported global: GLOBAL os.system ...``)."""
+    found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?:\. |\n|$)", str(error))
+    return found.group(1) if found else (str(error).splitlines() or ["empty payload"])[0]
 
 
 def write_atomically(path: Path, data: bytes) -> None:

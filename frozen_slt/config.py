@@ -67,12 +67,16 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ExperimentConfig":
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a config must be a table of settings, got {type(data).__name__}")
         unknown = set(data) - set(TOP_LEVEL) - set(SECTIONS)
         if unknown:
             raise ConfigError(f"unknown config keys {sorted(unknown)}; valid: {', '.join(TOP_LEVEL + tuple(SECTIONS))}")
         kwargs: dict[str, Any] = {name: data[name] for name in TOP_LEVEL if name in data}
         for section, spec_type in SECTIONS.items():
-            values = dict(data.get(section) or {})
+            values = data.get(section) or {}
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"[{section}] must be a table of settings, got {type(values).__name__}")
             valid = {f.name for f in fields(spec_type)}
             if set(values) - valid:
                 raise ConfigError(f"unknown keys {sorted(set(values) - valid)} in [{section}]; valid: {', '.join(sorted(valid))}")

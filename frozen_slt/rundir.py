@@ -1,10 +1,13 @@
 """Run directories: ``<root>/<config hash>/`` holding the config, per-epoch metrics, checkpoints, result.
 
-``config.json``   the full config and its hash (written once; a different config is refused)
+``config.json``   the full config and its hash (written once training starts; a different config is refused)
 ``metrics.jsonl`` one JSON object per evaluated epoch (rewritten from the checkpoint's history, so a
                   resumed run never duplicates lines)
-``checkpoints/``  the newest two epoch checkpoints
+``checkpoints/``  the newest two epoch checkpoints (damaged ones are kept aside as ``*.corrupt``)
 ``result.json``   the final :class:`~frozen_slt.train.RunResult` (present only once the run finished)
+
+Nothing is written before ``fit`` has loaded the data and built the network, so a run that cannot start
+(no CUDA, missing data) leaves no directory behind. Damaged files are reported, never deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from .checkpoint import DirectoryStore, write_atomically
 from .config import ExperimentConfig
 from .errors import RunDirectoryError
 from .train import Reporter, RunResult
-
 
 
 class RunDirectory:
@@ -40,27 +42,56 @@ class RunDirectory:
         return self.path / "result.json"
 
     def read_config(self) -> ExperimentConfig:
+        """The config in ``config.json``; RunDirectoryError when it is missing or damaged."""
         if not self.config_path.is_file():
             raise RunDirectoryError(f"{self.path} is not a run directory (no config.json)")
-        return ExperimentConfig.from_dict(json.loads(self.config_path.read_text())["config"])
+        try:
+            return ExperimentConfig.from_dict(json.loads(self.config_path.read_text())["config"])
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise RunDirectoryError(
+                f"{self.config_path} is damaged ({_first_line(error)}); it must hold the JSON that `frozen-slt train` "
+                "wrote: restore it, or train again into a new directory"
+            ) from None
+
+    def check_claim(self, config: ExperimentConfig) -> None:
+        """Refuse, without writing anything, a path that cannot be a run directory or that holds another config."""
+        for path in (self.path, *self.path.parents):
+            if path.exists():
+                if not path.is_dir():
+                    raise RunDirectoryError(f"cannot use run directory {self.path}: {path} is a file, not a directory")
+                break
+        if not self.config_path.exists():
+            return
+        stored = self.read_config()
+        if stored.config_hash() != config.config_hash():
+            raise RunDirectoryError(
+                f"run directory {self.path} holds config {stored.config_hash()}, but this command's config is "
+                f"{config.config_hash()}; use another --run-dir or drop it to get the config's own directory"
+            )
 
     def claim(self, config: ExperimentConfig) -> None:
         """Write ``config.json``, or check that the one already there describes the same run."""
-        if self.config_path.is_file():
-            stored = self.read_config()
-            if stored.config_hash() != config.config_hash():
-                raise RunDirectoryError(
-                    f"run directory {self.path} holds config {stored.config_hash()}, but this command's config is "
-                    f"{config.config_hash()}; use another --run-dir or drop it to get the config's own directory"
-                )
+        self.check_claim(config)
+        if self.config_path.exists():
             return
         record = {"config_hash": config.config_hash(), "config": config.to_dict()}
-        write_atomically(self.config_path, (json.dumps(record, indent=2) + "\n").encode())
+        try:
+            write_atomically(self.config_path, (json.dumps(record, indent=2) + "\n").encode())
+        except OSError as error:
+            raise RunDirectoryError(f"cannot write {self.config_path}: {error.strerror or error}") from None
 
     def load_result(self) -> RunResult | None:
+        """The stored result, None before the run finished; RunDirectoryError (file untouched) when damaged."""
         if not self.result_path.is_file():
             return None
-        return RunResult.from_dict(json.loads(self.result_path.read_text()))
+        try:
+            return RunResult.from_dict(json.loads(self.result_path.read_text()))
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise RunDirectoryError(
+                f"{self.result_path} is damaged ({_first_line(error)}) and was left as it is; move it aside "
+                "(e.g. to result.json.damaged) and run the same command again: it resumes from the last checkpoint "
+                "and rewrites result.json"
+            ) from None
 
     def save_result(self, result: RunResult) -> None:
         write_atomically(self.result_path, (json.dumps(result.to_dict(), indent=2) + "\n").encode())
@@ -69,16 +100,24 @@ class RunDirectory:
         lines = "".join(json.dumps(entry) + "\n" for entry in history)
         write_atomically(self.path / "metrics.jsonl", lines.encode())
 
-    def reporter(self, inner: Reporter | None = None) -> Reporter:
-        """A reporter that keeps ``metrics.jsonl`` in step with the checkpoints, then forwards to ``inner``."""
-        return _MetricsFileReporter(self, inner or Reporter())
+    def reporter(self, config: ExperimentConfig, inner: Reporter | None = None) -> Reporter:
+        """A reporter for ``fit`` of ``config``: claims the directory (writes ``config.json``) when training
+        starts, keeps ``metrics.jsonl`` in step with the checkpoints, and forwards every call to ``inner``."""
+        return _MetricsFileReporter(self, config, inner or Reporter())
+
+
+def _first_line(error: Exception) -> str:
+    if isinstance(error, KeyError):
+        return f"no {error.args[0]!r} entry"
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 class _MetricsFileReporter(Reporter):
-    def __init__(self, run: RunDirectory, inner: Reporter):
-        self.run, self.inner, self.history = run, inner, []
+    def __init__(self, run: RunDirectory, config: ExperimentConfig, inner: Reporter):
+        self.run, self.config, self.inner, self.history = run, config, inner, []
 
     def on_start(self, info: dict[str, Any]) -> None:
+        self.run.claim(self.config)  # only now: the data is loaded and the network built, so the run can start
         self.history = list(info["history"])
         self.inner.on_start(info)
 

@@ -18,7 +18,6 @@ from .layers import SCALE_MODES
 from .ratios import check_feasible
 
 
-
 def field_meta(text: str, identity: bool = True) -> dict[str, Any]:
     """Field metadata: help text, and whether the field changes the result (enters the config hash)."""
     return {"help": text, "identity": identity}
@@ -32,6 +31,16 @@ def _check_choice(name: str, value: str, choices) -> None:
 def _check_int(name: str, value: int, minimum: int = 0) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_bool(name: str, value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _check_optional_path(name: str, value: str | None) -> None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{name} must be a path (a string) or unset, got {value!r}")
 
 
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -99,6 +108,9 @@ class DataSpec:
     num_workers: int = field(default=4, metadata=field_meta("decoding worker processes (image-folder datasets)", identity=False))
 
     def __post_init__(self) -> None:
+        _check_optional_path("data_dir", self.data_dir)
+        _check_bool("download", self.download)
+        _check_bool("augment", self.augment)
         _check_int("split_seed", self.split_seed)
         _check_int("order_seed", self.order_seed)
         _check_int("num_workers", self.num_workers)
@@ -117,7 +129,7 @@ class TrainSpec:
     lr: float = field(default=0.1, metadata=field_meta("learning rate"))
     momentum: float = field(default=0.9, metadata=field_meta("SGD momentum"))
     weight_decay: float = field(default=1e-4, metadata=field_meta("weight decay (on the scores of a ticket)"))
-    epochs: int = field(default=100, metadata=field_meta("training epochs"))
+    epochs: int = field(default=100, metadata=field_meta("training epochs (an integer >= 1)"))
     batch_size: int = field(default=128, metadata=field_meta("training mini-batch size"))
     schedule: str = field(default="cosine", metadata=field_meta("cosine (T_max = epochs, stepped per epoch, min 0) or constant"))
     eval_batch_size: int = field(default=1024, metadata=field_meta("evaluation batch size", identity=False))
@@ -135,7 +147,9 @@ class TrainSpec:
         _check_positive("lr", self.lr)
         _check_positive("momentum", self.momentum, allow_zero=True)
         _check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        _check_int("epochs", self.epochs)
+        _check_int("epochs", self.epochs, minimum=1)
+        _check_bool("bf16", self.bf16)
+        _check_bool("channels_last", self.channels_last)
         _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("eval_batch_size", self.eval_batch_size, minimum=1)
 

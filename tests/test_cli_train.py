@@ -136,17 +136,63 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, capsys):
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
     (["--optimizer", "adam"], "unknown optimizer 'adam'; valid: adamw, sgd"),
     (["--model", "resnet50"], "needs image inputs of at least 32x32"),
-    (["--epochs", "-1"], "epochs must be an integer >= 0"),
+    (["--epochs", "-1"], "epochs must be an integer >= 1, got -1"),
+    (["--epochs", "0"], "epochs must be an integer >= 1, got 0"),
     (["--set", "nonsense=1"], "unknown setting 'nonsense'"),
     (["--set", "lr"], "--set expects key=value"),
+    (["--set", "ticket.lr=0.1"], "setting 'ticket.lr': 'lr' belongs to [train], not to [ticket]"),
+    (["--set", "data.epochs=1"], "setting 'data.epochs': 'epochs' belongs to [train], not to [data]"),
     (["--dataset", "cifar10", "--data-dir", "/nonexistent"], "--download"),
     (["--config", "/nonexistent.toml"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
-    assert main([*TRAIN, "--epochs", "1", "--out", str(tmp_path), *args]) == 2
+    assert main([*TRAIN, "--epochs", "1", "--out", str(tmp_path / "runs"), *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
-    assert not any(tmp_path.rglob("checkpoints"))  # nothing trained
+    assert not (tmp_path / "runs").exists()  # a run that cannot start leaves no directory behind
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("broken.yaml", "model: [conv2\nsparsity: 0.5\n", "cannot parse config file"),
+    ("data_dir.yaml", "data_dir: 5\n", "data_dir must be a path (a string) or unset, got 5"),
+    ("section.toml", "[ticket]\nlr = 0.2\n", "'lr' belongs to [train], not to [ticket]"),
+    ("bogus.toml", "[bogus]\nlr = 0.2\n", "unknown section [bogus]"),
+])
+def test_bad_config_file_exits_2_with_one_line(tmp_path, capsys, name, text, needle):
+    (tmp_path / name).write_text(text)
+    assert main([*TRAIN, "--config", str(tmp_path / name), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("flag", ["--out", "--run-dir"])
+def test_output_location_that_is_a_file_is_refused(tmp_path, capsys, flag):
+    (tmp_path / "taken").write_text("mine\n")
+    assert main([*TRAIN, "--epochs", "1", flag, str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert "taken is a file, not a directory" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "taken").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("text", ["", "{\"config\": {\"model\"", "[1, 2]", "{\"config\": 5}", "{}"])
+def test_eval_of_a_damaged_config_json_exits_2(run_copy, capsys, text):
+    (run_copy / "config.json").write_text(text)
+    assert main(["eval", str(run_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "config.json is damaged" in err or "must be a table" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_damaged_result_json_is_reported_kept_and_rebuilt_when_moved_aside(run_copy, capsys):
+    complete = (run_copy / "result.json").read_bytes()
+    (run_copy / "result.json").write_bytes(complete[: len(complete) // 2])
+    assert main([*TRAIN, "--epochs", "1", "--run-dir", str(run_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "result.json is damaged" in err and "move it aside" in err and len(err.strip().splitlines()) == 1
+    assert (run_copy / "result.json").read_bytes() == complete[: len(complete) // 2]
+    (run_copy / "result.json").rename(run_copy / "result.json.damaged")
+    assert main([*TRAIN, "--epochs", "1", "--run-dir", str(run_copy)]) == 0  # follows the advice: nothing retrained
+    assert json.loads((run_copy / "result.json").read_bytes()) == json.loads(complete)
 
 
 def test_bad_input_from_the_console_script_has_no_traceback(tmp_path):
@@ -156,9 +202,10 @@ def test_bad_input_from_the_console_script_has_no_traceback(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_requested_without_cuda(tmp_path, capsys):
-    assert main([*TRAIN, "--epochs", "1", "--device", "cuda", "--out", str(tmp_path)]) == 2
+def test_cuda_requested_without_cuda_leaves_nothing_behind(tmp_path, capsys):
+    assert main([*TRAIN, "--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "runs")]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_run_directory_of_another_config_is_refused_and_kept(run_copy, capsys):

@@ -22,14 +22,14 @@ def train_config(args: argparse.Namespace) -> ExperimentConfig:
 def command_train(args: argparse.Namespace) -> int:
     config = train_config(args)
     run = RunDirectory(args.run_dir) if args.run_dir else RunDirectory.for_config(args.out, config)
-    run.claim(config)
+    run.check_claim(config)  # config.json is written only once fit() has loaded the data and built the network
     finished = run.load_result()
     if finished is not None:
         print(f"run {run.path} already finished; stored result:")
         print(format_summary(finished))
         return 0
     try:
-        result = fit(config, run.reporter(ConsoleReporter()), run.store)
+        result = fit(config, run.reporter(config, ConsoleReporter()), run.store)
     except KeyboardInterrupt:
         print(f"\ninterrupted; the same command resumes from the last checkpoint in {run.path}", file=sys.stderr)
         return 130
