@@ -90,7 +90,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 class DirectoryStore:
-    """Checkpoints ``epoch_NNNN.pt`` in one directory; keeps the newest ``keep`` of them."""
+    """Checkpoints ``epoch_NNNN.pt`` in one directory; keeps the newest ``keep`` of them.
+
+    A damaged checkpoint is never deleted: :meth:`load` renames it to ``epoch_NNNN.pt.corrupt`` (the
+    retention rule counts only intact names, so a damaged file can never displace a new checkpoint).
+    """
 
     def __init__(self, directory: str | Path, keep: int = 2):
         if keep < 2:
@@ -104,16 +108,38 @@ class DirectoryStore:
         found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name))]
         return sorted(found, reverse=True)
 
-    def load(self) -> dict[str, Any] | None:
-        """The newest intact checkpoint; corrupted ones are reported (logged) and skipped."""
-        for epoch, path in self._epochs():
+    def newest_intact(self) -> tuple[dict[str, Any] | None, list[tuple[Path, CorruptCheckpointError]]]:
+        """Read-only: the newest intact checkpoint (None if there is none) and the damaged checkpoints newer
+        than it, newest first, each with its error."""
+        damaged = []
+        for _, path in self._epochs():
             try:
-                return read_checkpoint(path)
+                return read_checkpoint(path), damaged
             except CorruptCheckpointError as error:
-                log.warning("%s; falling back to an earlier checkpoint", error)
-        return None
+                damaged.append((path, error))
+        return None, damaged
+
+    def load(self) -> dict[str, Any] | None:
+        """The newest intact checkpoint, or None. Each damaged one met on the way is moved aside with a warning;
+        when none is intact a warning says that the run restarts from scratch."""
+        state, damaged = self.newest_intact()
+        for path, error in damaged:
+            log.warning("%s; moved it aside to %s", error, move_aside(path).name)
+        if damaged and state is None:
+            log.warning("no intact checkpoint left in %s: the run restarts from scratch", self.directory)
+        return state
 
     def save(self, state: dict[str, Any]) -> None:
         write_checkpoint(self.directory / f"epoch_{state['epoch']:04d}.pt", state)
         for _, stale in self._epochs()[self.keep :]:
             stale.unlink(missing_ok=True)
+
+
+def move_aside(path: Path) -> Path:
+    """Rename ``path`` to ``<name>.corrupt`` (``.corrupt.1``, ... when taken) and return the new path; never overwrites."""
+    target, index = path.with_name(path.name + ".corrupt"), 0
+    while target.exists():
+        index += 1
+        target = path.with_name(f"{path.name}.corrupt.{index}")
+    os.replace(path, target)
+    return target

@@ -12,16 +12,23 @@ from .train import evaluate, resolve_device
 
 
 def evaluate_run(run: RunDirectory, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Val/test accuracy of the run's best-validation epoch, recomputed, next to the recorded values.
+    """Val/test accuracy of the best-validation ticket in the run's newest intact checkpoint, recomputed.
 
-    ``overrides`` may change where things are (``data_dir``, ``device``), not what was trained.
+    Read-only: damaged checkpoints are skipped, not moved. ``overrides`` may change where things are
+    (``data_dir``, ``device``), not what was trained. The report holds ``epoch`` (the ticket's epoch),
+    ``checkpoint_epoch``, ``val_accuracy``/``test_accuracy`` (recomputed), ``recorded_*_accuracy`` (measured
+    in training), ``realised_sparsity``, ``damaged`` (one message per skipped checkpoint), ``result``
+    (result.json's best epoch and accuracies, None before the run finished) and ``matches_result``
+    (whether the evaluated ticket is the one result.json reports; None without result.json).
     """
     config = run.read_config().with_overrides(overrides or {})
-    state = run.store.load()
+    state, damaged = run.store.newest_intact()
     if state is None:
-        raise RunDirectoryError(f"{run.path} has no intact checkpoint to evaluate")
+        reasons = "".join(f"; {error}" for _, error in damaged)
+        raise RunDirectoryError(f"{run.path} has no intact checkpoint to evaluate{reasons}")
     if state["config_hash"] != config.config_hash():
         raise RunDirectoryError(f"the checkpoint in {run.path} belongs to config {state['config_hash']}, not {config.config_hash()}")
+    finished = run.load_result()
     device = resolve_device(config.train.device)
     network = build_network(config, device)
     if state["weights_fingerprint"] != network.fingerprint:
@@ -29,9 +36,15 @@ def evaluate_run(run: RunDirectory, overrides: dict[str, Any] | None = None) -> 
     best = state["best"]
     network.load_saved_state(best["model"])
     data = load_dataset(config.dataset, config.data, device)
-    report: dict[str, Any] = {"epoch": best["epoch"]}
+    report: dict[str, Any] = {"epoch": best["epoch"], "checkpoint_epoch": state["epoch"]}
     for split in ("val", "test"):
         report.update(evaluate(network, data, split, config))
         report[f"recorded_{split}_accuracy"] = best[f"{split}_accuracy"]
     report["realised_sparsity"] = network.realised_sparsity()
+    report["damaged"] = [str(error) for _, error in damaged]
+    report["result"] = None if finished is None else {
+        "best_epoch": finished.best_epoch, "val_accuracy": finished.val_accuracy, "test_accuracy": finished.test_accuracy}
+    report["matches_result"] = None if finished is None else (
+        (best["epoch"], best["val_accuracy"], best["test_accuracy"])
+        == (finished.best_epoch, finished.val_accuracy, finished.test_accuracy))
     return report

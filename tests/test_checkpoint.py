@@ -2,18 +2,9 @@
 
 import pytest
 
-from frozen_slt.checkpoint import decode_checkpoint, encode_checkpoint, read_checkpoint, write_checkpoint
+from frozen_slt.checkpoint import DirectoryStore, decode_checkpoint, encode_checkpoint, read_checkpoint, write_checkpoint
 from frozen_slt.errors import CorruptCheckpointError
-
-
-class CreatesFile:
-    """Pickles as a call to ``open(path, "w")``: loading it with a plain unpickler would create ``path``."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return open, (str(self.path), "w")
+from hostile import CreatesFile
 
 
 def test_round_trip(tmp_path):
@@ -42,3 +33,19 @@ def test_truncated_and_foreign_files_are_corrupt():
         decode_checkpoint(blob[:-10], "a.pt")
     with pytest.raises(CorruptCheckpointError, match="bad header"):
         decode_checkpoint(b"PK\x03\x04" + blob, "a.pt")
+
+
+def test_store_moves_damaged_checkpoints_aside_never_overwriting_and_keeps_new_ones(tmp_path, caplog):
+    store = DirectoryStore(tmp_path)
+    for epoch in (1, 2, 3):
+        store.save({"epoch": epoch})
+    (tmp_path / "epoch_0003.pt").write_bytes(b"damaged")
+    (tmp_path / "epoch_0003.pt.corrupt").write_bytes(b"damaged earlier")
+    assert store.newest_intact()[0] == {"epoch": 2} and (tmp_path / "epoch_0003.pt").exists()  # read-only
+    assert store.load() == {"epoch": 2}
+    assert "epoch_0003.pt is not a frozen-slt checkpoint" in caplog.text and "epoch_0003.pt.corrupt.1" in caplog.text
+    assert (tmp_path / "epoch_0003.pt.corrupt").read_bytes() == b"damaged earlier"
+    assert (tmp_path / "epoch_0003.pt.corrupt.1").read_bytes() == b"damaged"
+    store.save({"epoch": 3})
+    store.save({"epoch": 4})
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["epoch_0003.pt", "epoch_0004.pt"]

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from fake_datasets import write_fake_cifar10
-from frozen_slt.checkpoint import read_checkpoint
+from hostile import CreatesFile
+from frozen_slt.checkpoint import encode_checkpoint, read_checkpoint
 from frozen_slt.cli import build_parser, main
 from frozen_slt.cli.runs import train_config
 
@@ -213,6 +214,28 @@ def test_run_directory_of_another_config_is_refused_and_kept(run_copy, capsys):
     assert main([*TRAIN, "--epochs", "1", "--lr", "0.01", "--run-dir", str(run_copy)]) == 2
     assert "holds config" in capsys.readouterr().err
     assert files_of(run_copy) == before
+
+
+def test_eval_says_when_a_damaged_checkpoint_makes_its_result_differ_from_result_json(run_copy, capsys):
+    result = json.loads((run_copy / "result.json").read_text())
+    assert result["best_epoch"] == 1  # epoch 0 is the untrained network, near chance
+    newest = run_copy / "checkpoints" / "epoch_0001.pt"
+    newest.write_bytes(newest.read_bytes()[:-50])
+    assert main(["eval", str(run_copy)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("best epoch 0:")
+    assert "epoch_0001.pt is corrupted" in captured.err and "evaluated the newest intact checkpoint (epoch_0000.pt)" in captured.err
+    assert "differs from the result in result.json (best epoch 1:" in captured.err
+    assert newest.exists() and not list(run_copy.rglob("*.corrupt"))  # eval changes nothing
+
+
+def test_eval_of_checkpoints_with_disallowed_content_exits_2(run_copy, capsys):
+    for path in (run_copy / "checkpoints").glob("*.pt"):
+        path.write_bytes(encode_checkpoint({"epoch": 1, "payload": CreatesFile(run_copy / "marker")}))
+    assert main(["eval", str(run_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "no intact checkpoint" in err and "holds content a checkpoint may not hold" in err
+    assert len(err.strip().splitlines()) == 1 and not (run_copy / "marker").exists()
 
 
 def test_cifar10_trains_from_real_format_files(tmp_path, capsys):

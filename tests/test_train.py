@@ -132,6 +132,25 @@ def test_a_corrupted_latest_checkpoint_is_reported_and_the_previous_one_used(fin
     assert comparable(resumed.history) == comparable(whole.history)
 
 
+def test_when_every_checkpoint_is_damaged_the_run_restarts_keeps_them_aside_and_keeps_new_progress(finished, tmp_path, caplog):
+    config, whole, directory = finished
+    store = copy_store(directory, tmp_path)
+    for name in ("epoch_0002.pt", "epoch_0003.pt"):
+        corrupt(store.directory / name)
+    damaged = (store.directory / "epoch_0003.pt").read_bytes()
+    restarted = StopAfter(1)
+    with pytest.raises(KeyboardInterrupt):  # killed again after the first new training epoch
+        fit(config, reporter=restarted, store=store)
+    assert restarted.resumed_epoch is None and "restarts from scratch" in caplog.text
+    names = sorted(path.name for path in store.directory.iterdir())
+    assert names == ["epoch_0000.pt", "epoch_0001.pt", "epoch_0002.pt.corrupt", "epoch_0003.pt.corrupt"]
+    assert (store.directory / "epoch_0003.pt.corrupt").read_bytes() == damaged  # kept, never deleted
+    resumed_again = StopAfter()
+    result = fit(config, reporter=resumed_again, store=store)
+    assert resumed_again.resumed_epoch == 1  # the new progress survived
+    assert comparable(result.history) == comparable(whole.history)
+
+
 def test_finished_run_resumed_does_not_train_again(finished, tmp_path):
     config, first, directory = finished
 

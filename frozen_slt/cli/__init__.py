@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="use exactly this run directory instead of OUT/<config hash>")
     train.set_defaults(handler=command_train)
 
-    evaluate = commands.add_parser("eval", help="re-evaluate the best ticket saved in a run directory")
+    evaluate = commands.add_parser(
+        "eval", help="re-evaluate the best ticket saved in a run directory",
+        description="Recomputes val/test accuracy of the best ticket in the newest intact checkpoint, next to the "
+        "recorded values. Exit status 1 when that ticket is not the one result.json reports (the newest "
+        "checkpoint is damaged); the run directory is never changed.",
+    )
     evaluate.add_argument("run", metavar="RUN_DIR", help="a run directory written by `frozen-slt train`")
     evaluate.add_argument("--data-dir", help="dataset location, if it moved since training")
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate")

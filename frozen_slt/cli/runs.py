@@ -43,10 +43,20 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_eval(args: argparse.Namespace) -> int:
+    """Print the recomputed accuracies; status 1 when the evaluated ticket is not the one result.json reports."""
     overrides = {key: getattr(args, key) for key in ("data_dir", "device") if getattr(args, key) is not None}
     report = evaluate_run(RunDirectory(args.run), overrides)
+    for problem in report["damaged"]:
+        print(f"frozen-slt: warning: {problem}; evaluated the newest intact checkpoint "
+              f"(epoch_{report['checkpoint_epoch']:04d}.pt) instead", file=sys.stderr)
     print(
         f"best epoch {report['epoch']}: val {100 * report['val_accuracy']:.2f}%  test {100 * report['test_accuracy']:.2f}%  "
         f"(recorded: val {100 * report['recorded_val_accuracy']:.2f}%  test {100 * report['recorded_test_accuracy']:.2f}%)"
     )
+    if report["matches_result"] is False:
+        stored = report["result"]
+        why = ": a damaged checkpoint hid the run's final state" if report["damaged"] else ""
+        print(f"frozen-slt: warning: this differs from the result in result.json (best epoch {stored['best_epoch']}: "
+              f"val {100 * stored['val_accuracy']:.2f}%  test {100 * stored['test_accuracy']:.2f}%){why}", file=sys.stderr)
+        return 1
     return 0

@@ -1,0 +1,13 @@
+"""Objects whose pickle runs code when loaded by a plain unpickler: for tests that loading refuses them."""
+
+from __future__ import annotations
+
+
+class CreatesFile:
+    """Pickles as a call to ``open(path, "w")``: a plain ``pickle.load`` would create ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
