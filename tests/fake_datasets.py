@@ -29,19 +29,55 @@ def _cifar_batch(count: int, rng: np.random.Generator, name: str) -> dict:
             b"filenames": [f"img_{i}.png".encode() for i in range(count)]}
 
 
-def write_fake_cifar10(root: Path, per_batch: int = 20, test: int = 20, seed: int = 0) -> Path:
+def write_fake_cifar10(root: Path, per_batch: int = 20, test: int = 20, seed: int = 0, python2: bool = False) -> Path:
     """``root/cifar-10-batches-py`` with data_batch_1..5 (``per_batch`` images each), test_batch (``test``
-    images) and batches.meta, pickled as in the real python version; returns the folder."""
+    images) and batches.meta; returns the folder. Pickled by this Python and numpy, or, with ``python2``,
+    byte for byte as Python 2's cPickle and numpy 1 wrote the real files."""
     folder = Path(root) / CIFAR_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
+    dump = python2_pickle if python2 else pickle.dumps
     rng = np.random.default_rng(seed)
     for index, name in enumerate(CIFAR_TRAIN_FILES, start=1):
-        (folder / name).write_bytes(pickle.dumps(_cifar_batch(per_batch, rng, f"training batch {index} of 5")))
-    (folder / "test_batch").write_bytes(pickle.dumps(_cifar_batch(test, rng, "testing batch 1 of 1")))
+        (folder / name).write_bytes(dump(_cifar_batch(per_batch, rng, f"training batch {index} of 5")))
+    (folder / "test_batch").write_bytes(dump(_cifar_batch(test, rng, "testing batch 1 of 1")))
     meta = {b"label_names": [f"class{i}".encode() for i in range(10)], b"num_cases_per_batch": per_batch,
             b"num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    (folder / "batches.meta").write_bytes(dump(meta))
     return folder
+
+
+def python2_pickle(value) -> bytes:
+    """``value`` (dict, list, int, bytes as Python 2 str, uint8 ndarray) as a protocol-2 pickle in the
+    opcodes of Python 2's cPickle, with arrays reduced as numpy 1 did (``numpy.core.multiarray._reconstruct``)."""
+    return b"\x80\x02" + _python2_opcodes(value) + b"."
+
+
+def _python2_opcodes(value) -> bytes:
+    if isinstance(value, dict):
+        items = b"".join(_python2_opcodes(key) + _python2_opcodes(item) for key, item in value.items())
+        return b"}(" + items + b"u"
+    if isinstance(value, list):
+        return b"](" + b"".join(_python2_opcodes(item) for item in value) + b"e"
+    if isinstance(value, bytes):  # SHORT_BINSTRING / BINSTRING: a Python 2 str
+        return (b"U" + bytes([len(value)]) if len(value) < 256 else b"T" + len(value).to_bytes(4, "little")) + value
+    if isinstance(value, (int, np.integer)):
+        value = int(value)
+        if 0 <= value < 256:
+            return b"K" + bytes([value])
+        if 0 <= value < 65536:
+            return b"M" + value.to_bytes(2, "little")
+        return b"J" + value.to_bytes(4, "little", signed=True)
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8:  # numpy 1's ndarray and dtype __reduce__
+        dtype = (b"cnumpy\ndtype\n" + _python2_opcodes((b"u1", 0, 1)) + b"R("
+                 + b"".join(map(_python2_opcodes, (3, b"|"))) + b"NNN" + b"".join(map(_python2_opcodes, (-1, -1, 0))) + b"tb")
+        reconstruct = (b"cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n"
+                       + _python2_opcodes((0,)) + _python2_opcodes(b"b") + b"tR")
+        state = (b"(" + _python2_opcodes(1) + _python2_opcodes(value.shape) + dtype + b"\x89"
+                 + _python2_opcodes(value.tobytes()) + b"t")
+        return reconstruct + state + b"b"
+    if isinstance(value, tuple):
+        return b"(" + b"".join(_python2_opcodes(item) for item in value) + b"t"
+    raise TypeError(f"python2_pickle cannot write {type(value).__name__}")
 
 
 def imagenet_label_from_image(image_chw) -> int:

@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 from fake_datasets import cifar_label_from_image, imagenet_label_from_image, write_fake_cifar10, write_fake_imagenet
+from hostile import CreatesFile, EvalCreatesFile, SystemCreatesFile
 from frozen_slt.specs import DataSpec
 from frozen_slt.data import DatasetError, load_dataset
 from frozen_slt.data.cifar10 import MEAN, STD
@@ -152,6 +153,37 @@ def test_cifar10_missing_and_corrupt(tmp_path):
     (folder / "data_batch_3").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}))
     with pytest.raises(DatasetError, match="data_batch_3 is corrupt: labels outside"):
         load_dataset("cifar10", DataSpec(data_dir=str(tmp_path)), CPU)
+
+
+def test_cifar10_reads_python2_pickles_as_the_real_files_are_written(tmp_path):
+    """The real batches are Python 2 pickles naming numpy 1's ``numpy.core.multiarray._reconstruct``."""
+    write_fake_cifar10(tmp_path / "py3")
+    write_fake_cifar10(tmp_path / "py2", python2=True)
+    assert b"cnumpy.core.multiarray\n_reconstruct\n" in (tmp_path / "py2" / "cifar-10-batches-py" / "test_batch").read_bytes()
+    loaded = [load_dataset("cifar10", DataSpec(data_dir=str(tmp_path / kind), augment=False), CPU) for kind in ("py3", "py2")]
+    for split in ("val", "test"):
+        assert all(torch.equal(a, b) for a, b in zip(all_batches(loaded[0], split), all_batches(loaded[1], split)))
+
+
+def test_cifar10_batches_pickled_with_protocol_5_load(tmp_path):
+    folder = write_fake_cifar10(tmp_path)
+    with open(folder / "test_batch", "rb") as handle:
+        batch = pickle.load(handle, encoding="bytes")
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=5))
+    images, labels = all_batches(load_dataset("cifar10", DataSpec(data_dir=str(tmp_path), augment=False), CPU), "test")
+    assert [cifar_label_from_image(x.numpy()) for x in cifar_pixels(images)] == labels.tolist()
+
+
+@pytest.mark.parametrize("hostile, name", [(EvalCreatesFile, "builtins.eval"), (SystemCreatesFile, "system"),
+                                           (CreatesFile, "open")])
+def test_a_crafted_cifar10_batch_runs_nothing_and_is_refused_naming_the_global(tmp_path, hostile, name):
+    folder = write_fake_cifar10(tmp_path)
+    marker = tmp_path / "marker"
+    batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], b"batch_label": hostile(marker)}
+    (folder / "data_batch_2").write_bytes(pickle.dumps(batch))
+    with pytest.raises(DatasetError, match=r"data_batch_2 names \S*" + name + r"\S*, which a CIFAR-10 batch never contains") as error:
+        load_dataset("cifar10", DataSpec(data_dir=str(tmp_path)), CPU)
+    assert "\n" not in str(error.value) and not marker.exists()
 
 
 def test_cifar10_download_only_when_missing(tmp_path, monkeypatch):

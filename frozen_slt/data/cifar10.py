@@ -6,7 +6,10 @@ normalisation with the recipe's mean and std.
 
 The files are read here rather than through torchvision's CIFAR10 class, which checks the MD5 sums of
 the real files and so cannot read the tiny real-format fixtures of the tests; torchvision is used only
-to download. The format is Python pickles (the dataset's own format), so only read files you trust.
+to download. The format is Python pickles (the dataset's own format: Python 2 pickles of a dict of byte
+strings, a list of int labels and a numpy uint8 array). A pickle can name any function to call while
+loading, so the batches are read by :class:`BatchUnpickler`, which builds only those types: a file that
+names anything else is refused before anything in it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy._core.multiarray import _reconstruct
+from numpy._core.numeric import _frombuffer
 
 from ..specs import DataSpec
 from ..seeding import make_generator
@@ -53,13 +58,44 @@ def find_folder(data_dir: str | None) -> Path:
     )
 
 
+#: The only globals a batch may name: numpy's array and dtype reconstruction, under numpy 1's module
+#: names (the real files) and numpy 2's (files pickled since). Dicts, lists, ints and byte strings need none.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`_ALLOWED_GLOBALS`, so loading a crafted file runs no code of its
+    choosing; any other global is a :class:`DatasetError` naming it."""
+
+    def __init__(self, handle, source: Path):
+        super().__init__(handle, encoding="bytes")  # Python 2 str (data, names) -> bytes, as the format expects
+        self.source = source
+
+    def find_class(self, module: str, name: str):
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise DatasetError(f"CIFAR-10 file {self.source} names {module}.{name}, which a CIFAR-10 batch never "
+                               "contains; refusing to load it (a crafted pickle could run code)") from None
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 from one pickled batch file; DatasetError if corrupt."""
+    """Images (N, 3, 32, 32) uint8 and labels (N,) int64 from one pickled batch file; DatasetError if corrupt
+    or if it names anything but numpy array reconstruction (nothing in it is run)."""
     try:
         with open(path, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
+            batch = BatchUnpickler(handle, path).load()
         data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[b"labels"], dtype=np.int64).reshape(-1)
+    except DatasetError:
+        raise
     except Exception as error:  # noqa: BLE001 - unpickling damaged bytes can raise almost any exception type
         raise DatasetError(f"CIFAR-10 file {path} is corrupt or not a CIFAR-10 batch "
                            f"({type(error).__name__}: {error}); restore it or delete it and pass --download") from None
