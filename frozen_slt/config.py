@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .ratios import resolve_lock_share
+from .recipes import default_settings
 from .settings import SECTION_NAMES
 from .specs import DataSpec, TicketSpec, TrainSpec, field_meta
 
@@ -101,12 +102,11 @@ class ExperimentConfig:
 
     @classmethod
     def from_settings(cls, flat: Mapping[str, Any]) -> "ExperimentConfig":
-        """Defaults ← the dataset's recipe (e.g. digits: batch 32, 20 epochs) ← ``flat`` settings."""
-        from .data import get_dataset_entry
-
+        """Defaults ← the dataset's recipe (e.g. digits: batch 32, 20 epochs) ← the (dataset, model) recipe
+        (e.g. Conv6 on CIFAR-10: lr 0.01) ← ``flat`` settings; see :mod:`frozen_slt.recipes`."""
         dataset = flat.get("dataset", cls.__dataclass_fields__["dataset"].default)
-        recipe = dict(get_dataset_entry(str(dataset)).recipe)
-        return cls().with_overrides({**recipe, **flat})
+        model = flat.get("model", cls.__dataclass_fields__["model"].default)
+        return cls().with_overrides({**default_settings(str(dataset), str(model)), **flat})
 
     def with_overrides(self, flat: Mapping[str, Any]) -> "ExperimentConfig":
         """A new config with flat ``{field: value}`` overrides (bare or ``section.field`` keys, strings coerced).

@@ -90,6 +90,17 @@ def test_config_file_flags_and_set_overrides(tmp_path):
     assert config.ticket.sparsity == 0.7 and config.ticket.prune_ratio == pytest.approx(0.14)
 
 
+def test_conv6_on_cifar10_gets_its_own_recipe_which_flags_override(capsys):
+    def lr(*flags):
+        return train_config(build_parser().parse_args(["train", "--dataset", "cifar10", *flags])).train.lr
+
+    assert lr("--model", "conv6") == 0.01 and lr("--model", "resnet18") == 0.1
+    assert lr("--model", "conv6", "--lr", "0.1") == 0.1 and lr("--model", "conv6", "--set", "train.lr=0.2") == 0.2
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "cifar10 with conv6 (lr=0.01)" in " ".join(capsys.readouterr().out.split())
+
+
 # Runs main() in a new interpreter that SIGKILLs itself in the middle of epoch 2 (after epoch 1's
 # checkpoint): a real kill, no cleanup, and no race between the kill and the end of training.
 KILL_IN_EPOCH_2 = """

@@ -1,8 +1,13 @@
 """Configuration: feasibility bounds, both spellings of the freeze split, overrides and the pinned hash."""
 
+from dataclasses import replace
+
 import pytest
 
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config import ALTERNATE_KEYS, ExperimentConfig, leaf_fields
+from frozen_slt.data import DATASETS
+from frozen_slt.models import MODELS
+from frozen_slt.recipes import MODEL_RECIPES
 from frozen_slt.specs import ConfigError, DataSpec, TicketSpec, TrainSpec
 from frozen_slt.errors import FrozenSLTError
 from frozen_slt.ratios import InfeasibleSettingError, floor_count, lock_share_bounds, resolve_lock_share
@@ -133,3 +138,21 @@ def test_hash_ignores_execution_details_but_not_results():
 def test_default_hash_is_pinned():
     # Changing the canonical form of the config changes every run directory: do it on purpose only.
     assert ExperimentConfig().config_hash() == "3a75e1b485ad"
+
+
+def test_recipes_follow_the_papers_text_per_dataset_and_model():
+    conv6 = ExperimentConfig.from_settings({"dataset": "cifar10", "model": "conv6"})
+    resnet18 = ExperimentConfig.from_settings({"dataset": "cifar10", "model": "resnet18"})
+    assert conv6.train.lr == 0.01 and resnet18.train.lr == 0.1  # docs/method.md §9
+    assert conv6.train == replace(resnet18.train, lr=0.01)  # the rest of the CIFAR-10 recipe is shared
+    assert ExperimentConfig.from_settings({"dataset": "digits", "model": "conv6"}).train.lr == 0.05  # the digits recipe
+    assert ExperimentConfig.from_settings({"dataset": "cifar10", "model": "conv6", "lr": "0.1"}).train.lr == 0.1
+    assert ExperimentConfig.from_settings({"dataset": "cifar10", "model": "conv6", "train.lr": 0.2}).train.lr == 0.2
+
+
+def test_every_model_recipe_names_a_registered_dataset_model_and_settings():
+    settable = set(leaf_fields()) | set(ALTERNATE_KEYS)
+    for (dataset, model), recipe in MODEL_RECIPES.items():
+        assert dataset in DATASETS and model in MODELS
+        assert {key for key, _ in recipe} <= settable
+        ExperimentConfig.from_settings({"dataset": dataset, "model": model})  # valid as a whole

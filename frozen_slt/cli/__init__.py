@@ -14,6 +14,7 @@ from typing import Sequence
 from ..data import DATASETS
 from ..errors import FrozenSLTError
 from ..models import MODELS
+from ..recipes import MODEL_RECIPES
 from .args import add_config_flags
 from .plan import PLAN_FLAGS, command_plan
 from .runs import command_eval, command_train
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train one ticket (or a weight-trained baseline); resumes automatically",
-        description="Settings come from the defaults below, then the dataset's recipe, then --config, then flags, "
-        f"then --set. Dataset recipes: {recipe_summary()}. Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
+        description="Settings come from the defaults below (the paper's CIFAR-10 recipe), then the dataset's recipe, then the recipe of the model "
+        f"on that dataset, then --config, then flags, then --set. Recipes: {recipe_summary()}. "
+        f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
     )
     train.add_argument("--config", metavar="FILE", help="TOML, YAML or JSON file of settings")
     add_config_flags(train)
@@ -60,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def recipe_summary() -> str:
-    """``digits (batch_size=32, epochs=20, lr=0.05); ...`` for the help text."""
-    parts = [f"{entry.name} ({', '.join(f'{key}={value}' for key, value in entry.recipe)})"
-             for entry in DATASETS.values() if entry.recipe]
+    """``digits (batch_size=32, epochs=20, lr=0.05); ...; cifar10 with conv6 (lr=0.01)`` for the help text."""
+    settings = lambda recipe: ", ".join(f"{key}={value}" for key, value in recipe)  # noqa: E731
+    parts = [f"{entry.name} ({settings(entry.recipe)})" for entry in DATASETS.values() if entry.recipe]
+    parts += [f"{dataset} with {model} ({settings(recipe)})" for (dataset, model), recipe in MODEL_RECIPES.items()]
     return "; ".join(parts)
 
 
