@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="train one ticket (or a weight-trained baseline); resumes automatically",
-        description="Settings come from the defaults below (the paper's CIFAR-10 recipe), then the dataset's recipe, then the recipe of the model "
-        f"on that dataset, then --config, then flags, then --set. Recipes: {recipe_summary()}. "
+        description="Settings come from the defaults below (the paper's CIFAR-10 recipe), then the dataset's "
+        "recipe, then the recipe of the model on that dataset, then --config, then flags, then --set. "
+        f"Recipes: {recipe_summary()}. "
         f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
     )
     train.add_argument("--config", metavar="FILE", help="TOML, YAML or JSON file of settings")
