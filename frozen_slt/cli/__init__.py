@@ -1,4 +1,4 @@
-"""The ``frozen-slt`` command: plan, train, eval.
+"""The ``frozen-slt`` command: plan, train, export, eval.
 
 Every user error is a :class:`~frozen_slt.errors.FrozenSLTError`; ``main`` prints it as one line on
 stderr and exits with status 2.
@@ -16,7 +16,8 @@ from ..errors import FrozenSLTError
 from ..models import MODELS
 from .args import add_config_flags
 from .plan import PLAN_FLAGS, command_plan
-from .runs import command_eval, command_train
+from .runs import command_train
+from .tickets import add_export_parser, command_eval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="use exactly this run directory instead of OUT/<config hash>")
     train.set_defaults(handler=command_train)
 
-    evaluate = commands.add_parser("eval", help="re-evaluate the best ticket saved in a run directory")
-    evaluate.add_argument("run", metavar="RUN_DIR", help="a run directory written by `frozen-slt train`")
+    add_export_parser(commands)
+
+    evaluate = commands.add_parser("eval", help="re-evaluate the best ticket saved in a run directory, or a ticket file")
+    evaluate.add_argument("run", metavar="RUN_DIR|TICKET.slt", help="a run directory written by `frozen-slt train`, "
+                          "or a ticket file written by `frozen-slt export`")
+    evaluate.add_argument("--dataset", help="ticket files only: evaluate on this dataset (default: the ticket's own); "
+                          "its input shape and class count must match the ticket's")
     evaluate.add_argument("--data-dir", help="dataset location, if it moved since training")
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate")
     evaluate.set_defaults(handler=command_eval)
