@@ -20,6 +20,7 @@ import torch
 from frozen_slt import seeding
 from frozen_slt.cli import main
 from frozen_slt.config import ExperimentConfig
+from frozen_slt.errors import TicketFileError
 from frozen_slt.layers import DENSE, masked_layers
 from frozen_slt.models import build_model
 from frozen_slt.network import build_network
@@ -151,10 +152,9 @@ def test_a_cuda_rebuild_has_the_cpu_weights_and_effective_weights(run):
         assert torch.equal(a.effective_weight(), b.effective_weight().cpu())
 
 
-@pytest.mark.parametrize("model, scale", [("conv2", "dynamic"), ("conv2", "static"), ("resnet18", "none")])
-def test_round_trip_of_every_scale_and_of_batchnorm_statistics(model, scale):
-    """Without training: random scores and BatchNorm statistics, through the bytes and back."""
-    config = ExperimentConfig.from_settings({"model": model, "dataset": "digits", "sparsity": 0.6, "freeze_ratio": 0.4,
+def random_state_network(model, dataset, scale):
+    """A ticket network with random scores (and BatchNorm statistics), its threshold computed: no training."""
+    config = ExperimentConfig.from_settings({"model": model, "dataset": dataset, "sparsity": 0.6, "freeze_ratio": 0.4,
                                              "scale": scale, "weight_seed": 3, "freeze_seed": 4, "device": "cpu"})
     network = build_network(config, torch.device("cpu"))
     generator = torch.Generator().manual_seed(1)
@@ -162,21 +162,45 @@ def test_round_trip_of_every_scale_and_of_batchnorm_statistics(model, scale):
         for layer in masked_layers(network.model):
             layer.score.copy_(torch.randn(layer.score.shape, generator=generator))
         for module in network.model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator))
                 module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
     update_thresholds(network.model)
+    return config, network
+
+
+@pytest.mark.parametrize("model, dataset, scale", [("conv2", "digits", "dynamic"), ("conv2", "digits", "static"),
+                                                   ("resnet18", "digits", "none"), ("gin", "ogbn-arxiv", "dynamic")])
+def test_round_trip_of_every_scale_and_of_batchnorm_statistics(model, dataset, scale):
+    """Through the bytes and back: effective weights, BatchNorm statistics and outputs are identical."""
+    config, network = random_state_network(model, dataset, scale)
     ticket = ticket_from_network(config, network, epoch=7, val_accuracy=0.25, test_accuracy=0.5)
-    assert (ticket.batchnorm_stats.numel() > 0) == (model == "resnet18")
+    assert (ticket.batchnorm_stats.numel() > 0) == (model != "conv2")
     rebuilt = rebuild_network(decode_ticket(encode_ticket(ticket), "memory"))
     for original, copy in zip(masked_layers(network.model), masked_layers(rebuilt.model)):
         assert torch.equal(original.effective_weight(), copy.effective_weight())
     for key, value in network.model.state_dict().items():
         if key.endswith(("running_mean", "running_var")):
             assert torch.equal(value, rebuilt.model.state_dict()[key]), key
-    images = torch.randn(5, 1, 8, 8, generator=generator)
-    assert torch.equal(network.model.eval()(images), rebuilt.model.eval()(images))
-    assert torch.equal(dense_module(config, rebuilt)(images), rebuilt.model(images))
+    generator = torch.Generator().manual_seed(2)
+    if model == "gin":
+        inputs = (torch.randn(6, 128, generator=generator), torch.tensor([[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 0]]))
+    else:
+        inputs = (torch.randn(5, 1, 8, 8, generator=generator),)
+    expected = network.model.eval()(*inputs)
+    assert torch.equal(rebuilt.model.eval()(*inputs), expected)
+    assert torch.equal(dense_module(config, rebuilt)(*inputs), expected)
+
+
+def test_state_the_format_cannot_hold_is_refused_not_dropped():
+    config, network = random_state_network("conv2", "digits", "none")
+    network.model.extra = torch.nn.Linear(2, 2)  # trained weights outside any masked layer
+    with pytest.raises(TicketFileError, match="trained state a ticket file cannot hold.*extra.weight"):
+        ticket_from_network(config, network, epoch=0, val_accuracy=0.0, test_accuracy=0.0)
+    del network.model.extra
+    network.model.register_buffer("offset", torch.ones(3))  # a buffer the architecture does not have
+    with pytest.raises(TicketFileError, match="buffers differ.*offset"):
+        ticket_from_network(config, network, epoch=0, val_accuracy=0.0, test_accuracy=0.0)
 
 
 ISOLATED = """

@@ -22,8 +22,9 @@ from ..checkpoint import write_atomically
 from ..config import ExperimentConfig
 from ..data import get_dataset_entry, load_dataset
 from ..errors import TicketFileError
-from ..layers import MaskedLayerMixin, masked_layers
+from ..layers import DENSE, MaskedLayerMixin, masked_layers
 from ..memory import MemoryReport
+from ..models import build_model
 from ..network import Network, build_network
 from ..train import evaluate, resolve_device
 from .fileformat import Ticket, TicketSizes, decode_ticket, encode_ticket, ticket_sizes
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 EPOCHS = ("best", "last")
 _REBUILT_THRESHOLD = 0.5
-_MASKED_KEYS = ("weight", "score", "freeze_state", "threshold")
 _BATCHNORM_KEYS = ("running_mean", "running_var", "num_batches_tracked")
 
 
@@ -51,19 +51,34 @@ def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
 
-def _check_representable(model: nn.Module) -> None:
-    """Refuse a model with trained state the format has no section for (rather than silently drop it)."""
+def _check_representable(config: ExperimentConfig, model: nn.Module) -> None:
+    """Refuse a model whose state the format cannot hold, rather than silently drop it.
+
+    Masked layers are stored as their mask, BatchNorm layers as their running statistics. Any other
+    parameter is trained state and is refused; any other buffer must still hold the value the
+    architecture's constructor gives it (GIN's fixed ε, for one), since a rebuild gets it from there.
+    """
     batchnorms = {id(bn) for bn in _batchnorms(model)}
-    extra = []
+    trained, constants = [], {}
     for name, module in model.named_modules():
-        keys = [key for key, _ in module.named_parameters(recurse=False)]
-        keys += [key for key, _ in module.named_buffers(recurse=False) if key not in module._non_persistent_buffers_set]
-        allowed = _MASKED_KEYS if isinstance(module, MaskedLayerMixin) else ()
-        allowed = _BATCHNORM_KEYS if id(module) in batchnorms else allowed
-        extra += [f"{name}.{key}".lstrip(".") for key in keys if key not in allowed]
-    if extra:
-        raise TicketFileError(f"this model has state a ticket file cannot hold (only masks and BatchNorm running "
-                              f"statistics): {', '.join(extra)}")
+        if isinstance(module, MaskedLayerMixin):
+            continue
+        prefix = f"{name}." if name else ""
+        trained += [prefix + key for key, _ in module.named_parameters(recurse=False)]
+        for key, value in module.named_buffers(recurse=False):
+            covered = id(module) in batchnorms and key in _BATCHNORM_KEYS
+            if key not in module._non_persistent_buffers_set and not covered:
+                constants[prefix + key] = value
+    if trained:
+        raise TicketFileError(f"this model has trained state a ticket file cannot hold (only masks and BatchNorm "
+                              f"running statistics): {', '.join(trained)}")
+    if constants:
+        entry = get_dataset_entry(config.dataset)
+        fresh = build_model(config.model, entry.input_shape, entry.num_classes, DENSE).state_dict()
+        changed = [key for key, value in constants.items() if key not in fresh or not torch.equal(value.cpu(), fresh[key])]
+        if changed:
+            raise TicketFileError(f"these buffers differ from the architecture's own values, and a ticket file cannot "
+                                  f"hold them: {', '.join(changed)}")
 
 
 @torch.no_grad()
@@ -72,7 +87,7 @@ def ticket_from_network(config: ExperimentConfig, network: Network, epoch: int, 
     """The ticket of a masked ``network`` as it stands (its current mask and BatchNorm statistics)."""
     if not network.masked:
         raise TicketFileError("a weight-trained network has no ticket (a mask over random weights) to export")
-    _check_representable(network.model)
+    _check_representable(config, network.model)
     mask = torch.cat([layer.keep_mask()[layer.free].cpu() for layer in masked_layers(network.model)])
     stats = [t.detach().cpu().float().reshape(-1)
              for bn in _batchnorms(network.model) for t in (bn.running_mean, bn.running_var)]
