@@ -128,7 +128,7 @@ def ticket_from_checkpoint(config: ExperimentConfig, state: Mapping[str, Any],
     if config.weight_trained:
         raise TicketFileError(
             f"run {config.config_hash()} is weight-trained: it has no ticket (a mask over random weights) to export; "
-            "--dense-module exports its trained weights"
+            "`frozen-slt export --dense-module` writes its trained weights as a plain module"
         )
     network, record = network_from_checkpoint(config, state, which)
     return ticket_from_network(config, network, **record), network.memory_report()
