@@ -35,7 +35,7 @@ def add_export_parser(commands) -> None:
                         help="a run directory written by `frozen-slt train`, or a .slt ticket file")
     export.add_argument("-o", "--output", metavar="TICKET.slt", help="write the ticket file here")
     export.add_argument("--dense-module", metavar="OUT.pt2|OUT.pt",
-                        help="also write a plain PyTorch module with the masked weights baked in: .pt2 = torch.export "
+                        help="write a plain PyTorch module with the masked weights baked in: .pt2 = torch.export "
                         "program (needs only torch to load), .pt = state dict of the plain architecture")
     export.add_argument("--epoch", choices=EPOCHS, default="best",
                         help="best: the best-validation epoch (default); last: the newest checkpoint's epoch")
