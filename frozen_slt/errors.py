@@ -42,6 +42,11 @@ class RunDirectoryError(FrozenSLTError):
     """A run directory that does not belong to the requested config, or is not a run directory."""
 
 
+class TicketFileError(FrozenSLTError):
+    """A ticket file that is missing, truncated, altered, of another format or version, or that cannot be
+    rebuilt here (its regenerated random weights differ from the ones it was taken from)."""
+
+
 class SweepConfigError(FrozenSLTError):
     """A sweep configuration value that is not allowed."""
 

@@ -1,4 +1,4 @@
-"""The ``frozen-slt`` command: plan, train, eval.
+"""The ``frozen-slt`` command: plan, train, export, eval.
 
 Every user error is a :class:`~frozen_slt.errors.FrozenSLTError`; ``main`` prints it as one line on
 stderr and exits with status 2.
@@ -17,7 +17,8 @@ from ..models import MODELS
 from ..recipes import MODEL_RECIPES
 from .args import add_config_flags
 from .plan import PLAN_FLAGS, command_plan
-from .runs import command_eval, command_train
+from .runs import command_train
+from .tickets import add_export_parser, command_eval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,13 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="use exactly this run directory instead of OUT/<config hash>")
     train.set_defaults(handler=command_train)
 
+    add_export_parser(commands)
+
     evaluate = commands.add_parser(
-        "eval", help="re-evaluate the best ticket saved in a run directory",
-        description="Recomputes val/test accuracy of the best ticket in the newest intact checkpoint, next to the "
-        "recorded values. Exit status 1 when that ticket is not the one result.json reports (the newest "
-        "checkpoint is damaged); the run directory is never changed.",
+        "eval", help="re-evaluate the best ticket saved in a run directory, or a ticket file",
+        description="For a run directory: recomputes val/test accuracy of the best ticket in the newest intact "
+        "checkpoint, next to the recorded values; exit status 1 when that ticket is not the one result.json "
+        "reports (the newest checkpoint is damaged); the run directory is never changed. For a ticket file: "
+        "rebuilds the network from its seeds and stored mask and evaluates it.",
     )
-    evaluate.add_argument("run", metavar="RUN_DIR", help="a run directory written by `frozen-slt train`")
+    evaluate.add_argument("run", metavar="RUN_DIR|TICKET.slt", help="a run directory written by `frozen-slt train`, "
+                          "or a ticket file written by `frozen-slt export`")
+    evaluate.add_argument("--dataset", help="ticket files only: evaluate on this dataset (default: the ticket's own); "
+                          "its input shape and class count must match the ticket's")
     evaluate.add_argument("--data-dir", help="dataset location, if it moved since training")
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate")
     evaluate.set_defaults(handler=command_eval)

@@ -1,0 +1,31 @@
+"""Compact ticket files (docs/ticket-format.md): a frozen ticket stored as its seeds plus one bit per free weight.
+
+Write: :func:`write_ticket` (from a checkpoint state of :func:`frozen_slt.train.fit`, one call),
+:func:`ticket_from_network` and :func:`save_ticket`. Read: :func:`read_ticket`, then
+:func:`rebuild_network` (bit-identical effective weights), :func:`evaluate_ticket` or
+:func:`dense_module` / :func:`save_dense_module` (a plain PyTorch module that needs nothing of this
+package). Nothing here unpickles anything.
+"""
+
+from .build import (
+    EPOCHS,
+    TicketExport,
+    check_dataset_fits,
+    evaluate_ticket,
+    network_from_checkpoint,
+    read_ticket,
+    rebuild_network,
+    save_ticket,
+    ticket_from_checkpoint,
+    ticket_from_network,
+    write_ticket,
+)
+from .deploy import DENSE_SUFFIXES, dense_module, save_dense_module
+from .fileformat import FORMAT_VERSION, FRAMING_BYTES, MAGIC, Ticket, TicketSizes, decode_ticket, encode_ticket, ticket_sizes
+
+__all__ = [
+    "DENSE_SUFFIXES", "EPOCHS", "FORMAT_VERSION", "FRAMING_BYTES", "MAGIC", "Ticket", "TicketExport", "TicketSizes",
+    "check_dataset_fits", "decode_ticket", "dense_module", "encode_ticket", "evaluate_ticket", "network_from_checkpoint",
+    "read_ticket", "rebuild_network", "save_dense_module", "save_ticket", "ticket_from_checkpoint", "ticket_from_network",
+    "ticket_sizes", "write_ticket",
+]
