@@ -17,7 +17,6 @@ from frozen_slt.errors import SweepError
 log = logging.getLogger(__name__)
 
 
-
 def current_cluster_file() -> Path:
     """Where `ray start` records the address of the cluster on this machine (Ray's own lookup order)."""
     if "RAY_TMPDIR" in os.environ:
@@ -68,11 +67,31 @@ def resolve_address(address: str | None) -> str:
     return address
 
 
-def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """Fail at once when one trial asks for more than the whole cluster has (Ray would wait forever)."""
+def start_ray(address: str | None, trainables: Path, log_to_driver: bool) -> None:
+    """Join the cluster :func:`resolve_address` names, or start a local Ray, shipping ``trainables`` to the workers.
+
+    Ray 2.60 binds its gRPC servers (GCS, raylet, workers) to every interface whatever node address it
+    is given, so a local Ray is protected by Ray's token authentication, which ``ray.init`` turns on for a
+    new local cluster unless ``RAY_AUTH_MODE=disabled`` says otherwise: that is warned about, not hidden.
+    """
     import ray
 
-    resources = ray.cluster_resources()
+    if ray.is_initialized():
+        return
+    resolved = resolve_address(address)
+    if resolved == "local" and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        log.warning("RAY_AUTH_MODE=disabled: the local Ray listens on every network interface and will accept work "
+                    "from anyone who can reach this machine; unset RAY_AUTH_MODE to keep Ray's token authentication on")
+    # trainables/ is not installed into site-packages: Ray ships it to every worker, on any node
+    ray.init(address=resolved, include_dashboard=False, log_to_driver=log_to_driver,
+             runtime_env={"py_modules": [str(trainables)]})
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float, resources: dict[str, float]) -> None:
+    """Fail at once when one trial asks for more than the whole cluster has (Ray would wait forever).
+
+    ``resources`` is the cluster's total, as ``ray.cluster_resources()`` gives it.
+    """
     gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 0.0)
     if gpus_per_trial > 0 and gpus < gpus_per_trial:
         raise SweepError(

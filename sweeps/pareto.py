@@ -5,13 +5,16 @@
     python sweeps/pareto.py --smoke              # two one-epoch trials, seconds
 
 A sweep interrupted in any way continues when the same command is run again (or with --resume).
-Exit status: 0 when every trial finished, 1 when some failed or did not finish, 2 on bad input.
+Exit status: 0 when every trial finished, 1 when some failed or did not finish (a first Ctrl-C or a
+SIGTERM lets Ray save and stop: 1), 2 on bad input (found before Ray starts or any MLflow run is
+opened), 130 when a second Ctrl-C cuts the stop short.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -56,23 +59,47 @@ def spec_from_args(args: argparse.Namespace):
     return smoke_spec(spec) if args.smoke else spec
 
 
+def options_from_args(args: argparse.Namespace) -> SweepOptions:
+    local = "://" not in args.storage
+    storage = str(Path(args.storage).resolve()) if local else args.storage
+    return SweepOptions(
+        storage=storage, local_dir=Path(storage) if local else Path("sweep_state").resolve(),
+        tracking_uri=args.tracking_uri or default_tracking_uri(),
+        address=args.address, resume=args.resume, inject_fault_epoch=args.inject_fault, verbose=0 if args.quiet else 2 if args.ray_tables else 1,
+    )
+
+
+def _stop_gracefully(signum, frame) -> None:
+    """SIGTERM does what a first Ctrl-C does: Ray Tune saves the experiment and stops the trials."""
+    signal.raise_signal(signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="sweep: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _stop_gracefully)
     try:
         spec = spec_from_args(args)
-        local = "://" not in args.storage
-        storage = str(Path(args.storage).resolve()) if local else args.storage
-        options = SweepOptions(
-            storage=storage, local_dir=Path(storage) if local else Path("sweep_state").resolve(),
-            tracking_uri=args.tracking_uri or default_tracking_uri(),
-            address=args.address, resume=args.resume, inject_fault_epoch=args.inject_fault, verbose=0 if args.quiet else 2 if args.ray_tables else 1,
-        )
+        options = options_from_args(args)
         outcome = run_sweep(spec, options)
     except FrozenSLTError as error:
         print(f"sweep: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("sweep: interrupted; run the same command again to continue it", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print_summary(spec, options, outcome)
+    return 0 if outcome.complete else 1
+
+
+def print_summary(spec, options: SweepOptions, outcome) -> None:
     print(f"\nsweep {spec.run_name}: {len(outcome.records)} trials finished")
+    if outcome.skipped:
+        count = len(outcome.skipped)
+        print(f"grid: {count} pruned {'point' if count == 1 else 'points'} left out (a pruned source needs f <= k): "
+              f"{', '.join(outcome.skipped)}")
     print(format_fronts(outcome.fronts))
     for trial, error in outcome.failed:
         print(f"FAILED {trial}: {error}")
@@ -81,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {outcome.artifacts[-1].parent}")
     print(f"MLflow: parent run {outcome.parent_run_id} in {options.tracking_uri}; browse with "
           f"`mlflow ui --backend-store-uri {options.tracking_uri}`")
-    return 0 if outcome.complete else 1
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
@@ -89,15 +90,29 @@ class SweepTracker:
         self.client.log_batch(self.parent_id, params=[Param(k, v) for k, v in flatten(params).items()])
         return self.parent_id
 
-    def publish(self, artifacts: list[Path], fronts: dict[str, Any], complete: bool) -> None:
-        """Front tables, plot and hypervolumes into the parent run; the run ends FINISHED only if every trial did."""
+    @contextmanager
+    def parent_guard(self) -> Iterator[None]:
+        """Inside it, an interrupt (Ctrl-C) ends the parent run KILLED and any other exception FAILED, so a
+        sweep that stops early never leaves its parent RUNNING; the exception goes on."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.client.set_terminated(self.parent_id, "KILLED")
+            raise
+        except BaseException:
+            self.client.set_terminated(self.parent_id, "FAILED")
+            raise
+
+    def publish(self, artifacts: list[Path], fronts: dict[str, Any], status: str) -> None:
+        """Front tables, plot and hypervolumes into the parent run, which then ends with ``status``
+        (FINISHED only if every trial did)."""
         for path in artifacts:
             self.client.log_artifact(self.parent_id, str(path))
         now = int(time.time() * 1000)
         metrics = [Metric(f"hypervolume_{family}", data["hypervolume"], now, 0) for family, data in fronts["families"].items()]
         metrics += [Metric(f"front_size_{family}", len(data["front"]), now, 0) for family, data in fronts["families"].items()]
         self.client.log_batch(self.parent_id, metrics=metrics)
-        self.client.set_terminated(self.parent_id, RunStatus.to_string(RunStatus.FINISHED if complete else RunStatus.FAILED))
+        self.client.set_terminated(self.parent_id, status)
 
 
 class TrialLogger:

@@ -1,10 +1,11 @@
-"""Finding the Ray cluster: a live one is joined, a stale record is ignored, an unreachable address refused."""
+"""Finding the Ray cluster: a live one is joined, a stale record is ignored, an unreachable address refused;
+trials that ask for more than the cluster has are refused before any is queued."""
 
 import socket
 
 import pytest
 
-from sweeps.cluster import SweepError, current_cluster_file, reachable, resolve_address
+from sweeps.cluster import SweepError, check_resources, current_cluster_file, reachable, resolve_address
 
 
 @pytest.fixture
@@ -72,3 +73,15 @@ def test_local_and_client_addresses_pass_through(ray_tmp):
 def test_reachable_rejects_malformed_addresses():
     assert not reachable("no-port")
     assert not reachable("host:notaport")
+
+
+def test_resources_the_cluster_lacks_are_refused():
+    cpu_only = {"CPU": 2.0, "memory": 1e9}
+    with pytest.raises(SweepError, match="ask for 0.5 GPU each but the Ray cluster has 0 GPUs; use --gpus-per-trial 0"):
+        check_resources(1, 0.5, cpu_only)
+    with pytest.raises(SweepError, match="ask for 4096 CPUs each but the Ray cluster has 2; use --cpus-per-trial 2 or less"):
+        check_resources(4096, 0, cpu_only)
+    with pytest.raises(SweepError, match="ask for 2 GPU each but the Ray cluster has 1 GPUs"):
+        check_resources(1, 2, {"CPU": 8.0, "GPU": 1.0})
+    check_resources(2, 0, cpu_only)  # exactly what the cluster has fits
+    check_resources(1, 0.25, {"CPU": 8.0, "GPU": 1.0})

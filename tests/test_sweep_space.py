@@ -78,7 +78,7 @@ def test_smoke_spec_is_two_one_epoch_trials():
 @pytest.mark.parametrize("text, needle", [
     ('name = "x"\nsearch = "random"\n', "unknown search 'random'"),
     ('name = "x"\nfamilies = ["dense", "lottery"]\n', "families must be a non-empty list of distinct families from dense, pruned, frozen"),
-    ('name = "x"\n[grid]\nsparsity = [1.5]\n', "[grid] sparsity must be a non-empty list of numbers in [0, 1], got [1.5]"),
+    ('name = "x"\n[grid]\nsparsity = [1.5]\n', "[grid] sparsity must be a non-empty list of distinct numbers in [0, 1], got [1.5]"),
     ('name = "x"\n[grid]\nsparsities = [0.5]\n', "unknown keys ['sparsities'] in [grid]"),
     ('name = "x"\n[experiment]\nmodel = "vgg"\n', "unknown model 'vgg'"),
     ('name = "x"\n[optuna]\nsparsity = [0.0, 0.5]\n', "[optuna] sparsity must be [low, high] with 0 < low"),
