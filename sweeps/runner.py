@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,9 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
     fault = None
     if options.inject_fault_epoch is not None:
         fault = {"epoch": options.inject_fault_epoch, "marker_dir": str(options.local_dir / f"{spec.run_name}.faults")}
+    pending = _pending_root(spec, options)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base=base, fault=fault),
+        tune.with_parameters(train_trial, base=base, fault=fault, pending_root=None if pending is None else str(pending)),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     if restore:
@@ -104,6 +106,17 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
+
+
+def _pending_root(spec: SweepSpec, options: SweepOptions) -> Path | None:
+    """Where trials keep a checkpoint until Ray has copied it (local storage only; see trainables.tune_trainable)."""
+    return options.local_dir / f"{spec.run_name}.pending" if "://" not in options.storage else None
+
+
+def _clear_pending(spec: SweepSpec, options: SweepOptions) -> None:
+    pending = _pending_root(spec, options)
+    if pending is not None:
+        shutil.rmtree(pending, ignore_errors=True)
 
 
 def _experiment_path(options: SweepOptions, spec: SweepSpec) -> str:
@@ -151,7 +164,9 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
             {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name}).encode())
         base = spec.base_config()
         callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict())
+        _clear_pending(spec, options)  # checkpoints a killed run left in flight: no trial of this sweep runs now
         grid = _tuner(spec, options, plan, callback, restore).fit()
+        _clear_pending(spec, options)
         outcome = _collect(grid, base)
         outcome.skipped, outcome.experiment_id, outcome.parent_run_id = plan.skipped, tracker.experiment_id, parent
         _publish(spec, options, tracker, outcome)

@@ -7,17 +7,22 @@ test starts listen on 127.0.0.1 and are stopped by process id.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
+
+from ray_processes import MARK, marked_processes, wait_until_gone
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "sweeps" / "pareto.py"
@@ -59,8 +64,8 @@ def sweep_command(tmp_path, *args):
             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *args]
 
 
-def run_sweep(tmp_path, *args, timeout=300):
-    return subprocess.run(sweep_command(tmp_path, *args), cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=timeout)
+def run_sweep(tmp_path, *args, timeout=300, env=ENV):
+    return subprocess.run(sweep_command(tmp_path, *args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def mlflow_runs(tmp_path):
@@ -115,10 +120,20 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path):
     assert f"records into sqlite:///{tmp_path / 'mlflow.db'}, not sqlite:///{tmp_path / 'other.db'}" in elsewhere.stderr
 
 
-def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path):
-    config = write_sweep(tmp_path, epochs=4)  # 5 trials: baseline, dense, pruned (f=0.3), frozen x2
+@pytest.fixture
+def marked_env(tmp_path):
+    """ENV with a unique mark every Ray process of the sweep inherits, the system temp dir in tmp_path, and
+    Ray's own temp dir short (its socket paths must stay under 108 characters) and private to the test."""
+    ray_tmp = tempfile.mkdtemp(prefix="rt-")
+    (tmp_path / "tmp").mkdir()
+    yield {**ENV, MARK: uuid.uuid4().hex, "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": ray_tmp}
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, marked_env):
+    config = write_sweep(tmp_path, epochs=4)  # 5 trials: baseline, dense, pruned (f=0.3), frozen x2; pruned f=0.6 > k
     process = subprocess.Popen(sweep_command(tmp_path, "--config", str(config), "--max-concurrent", "1"),
-                               cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=tmp_path, env=marked_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:
         # the state file appears once the driver has created the MLflow tables: only then read them
@@ -126,19 +141,30 @@ def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path):
             break
         time.sleep(0.5)
     time.sleep(3)  # let it get into the next trial
+    ours = (tmp_path, Path(marked_env["RAY_TMPDIR"]))
+    names = {p.name() for p in marked_processes(marked_env[MARK], ours)}
+    assert {"gcs_server", "raylet"} <= names and any("RuntimeEnvAgent" in name for name in names)  # the marks reach Ray
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert wait_until_gone(marked_env[MARK], ours) == []  # the killed driver's GCS, raylet, agents and workers die with it
     _, _, before = mlflow_runs(tmp_path)
     finished_before = {c.data.tags["ray_trial_id"] for c in before if c.info.status == "FINISHED"}
     assert 2 <= len(finished_before) < 5
     trial_dirs = lambda: {p.name.split("_")[3]: p for p in (tmp_path / "ray").glob("small-*/train_trial_*")}  # noqa: E731
     lines_before = {key: len((path / "result.json").read_text().splitlines()) for key, path in trial_dirs().items()
                     if (path / "result.json").exists()}
+    (state,) = (tmp_path / "ray").glob("small-*.sweep.json")
+    pending = state.with_name(state.name.replace(".sweep.json", ".pending"))
+    (pending / "00000_00009").mkdir(parents=True, exist_ok=True)  # as a kill during a report leaves it
+    (pending / "00000_00009" / "state.pt").write_bytes(b"\0" * 4096)
 
-    resumed = run_sweep(tmp_path, "--config", str(config), "--resume")
+    resumed = run_sweep(tmp_path, "--config", str(config), "--resume", env=marked_env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "grid: 1 pruned point left out (a pruned source needs f <= k): pruned k=0.5 f=0.6 seed=0" in resumed.stdout
+    assert wait_until_gone(marked_env[MARK], ours) == []  # no stray Ray process of either run
+    assert not pending.exists() and not list((tmp_path / "tmp").glob("frozen-slt-checkpoint-*"))
     client, parents, children = mlflow_runs(tmp_path)
-    assert len(parents) == 1 and len(children) == 5
+    assert len(parents) == 1 and len(children) == 5 and parents[0].info.status == "FINISHED"
     assert max(Counter(c.data.tags["ray_trial_id"] for c in children).values()) == 1
     assert all(c.info.status == "FINISHED" for c in children)
     assert_no_duplicate_epochs(client, children)
