@@ -106,6 +106,12 @@ def test_cluster_yaml_passes_rays_own_validation():
     workers = prepared["available_node_types"]["worker.gpu"]
     assert workers["min_workers"] >= 1
     assert any("[sweep]" in command for command in prepared["setup_commands"])
+    # protected: token authentication on every node, its token shipped, nothing published on 0.0.0.0
+    starts = prepared["head_start_ray_commands"][-1], prepared["worker_start_ray_commands"][-1]
+    assert all("RAY_AUTH_MODE=token ray start" in command for command in starts)
+    assert "--dashboard-host=127.0.0.1" in starts[0]
+    assert "~/.ray/auth_token" in config["file_mounts"]
+    assert "0.0.0.0" not in yaml.safe_dump(config)
     broken = copy.deepcopy(config)
     broken["head_node_type"] = "missing"
     with pytest.raises(ValueError):

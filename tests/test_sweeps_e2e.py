@@ -2,11 +2,16 @@
 
 Each test runs `python sweeps/pareto.py` as a real process with its own sqlite MLflow store and Ray
 results directory, and reads the outcome back through MLflow's client and Ray's files. Ray nodes a
-test starts listen on 127.0.0.1 and are stopped by process id.
+test starts itself are stopped by process id.
+
+Ray runs as users run it: RAY_AUTH_MODE is left unset, so a local `ray.init` turns Ray's token
+authentication on (Ray 2.60 cannot bind its services to 127.0.0.1, see README: Security). The token is
+a fresh one in RAY_AUTH_TOKEN, so no test reads or writes ~/.ray/auth_token.
 """
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -22,12 +27,14 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ray_processes import MARK, marked_processes, wait_until_gone
+from ray_processes import (MARK, gcs_answers, http_status_without_token, is_loopback, listening_sockets,
+                           marked_processes, wait_until_gone)
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "sweeps" / "pareto.py"
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+ENV = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"} | {
+    "RAY_AUTH_TOKEN": secrets.token_hex(32), "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
 
 SMALL_SWEEP = """
 name = "{name}"
@@ -83,9 +90,55 @@ def assert_no_duplicate_epochs(client, children):
         assert len(steps) == len(set(steps)), steps
 
 
-def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path):
-    result = run_sweep(tmp_path, "--smoke")
+@pytest.fixture
+def marked_env(tmp_path):
+    """ENV with a unique mark every Ray process of the sweep inherits, the system temp dir in tmp_path, and
+    Ray's own temp dir short (its socket paths must stay under 108 characters) and private to the test."""
+    ray_tmp = tempfile.mkdtemp(prefix="rt-")
+    (tmp_path / "tmp").mkdir()
+    yield {**ENV, MARK: uuid.uuid4().hex, "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": ray_tmp}
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def watch_listening_sockets(command, cwd, env):
+    """Run ``command`` to its end, collecting the TCP sockets its process tree listens on and, as soon as
+    they listen, what the GCS answers a client without the token, one with a wrong one and one with the
+    token, and what the runtime-env agent answers an HTTP request without a token."""
+    with open(cwd / "out.txt", "w") as out, open(cwd / "err.txt", "w") as err:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
+        sockets, answers = {}, {}
+        while process.poll() is None:
+            sockets.update(listening_sockets(process.pid))
+            for (_, port), (line, ip, _) in list(sockets.items()):
+                if "gcs_server" in line and "the token" not in answers:
+                    address = f"127.0.0.1:{port}"
+                    answers["no token"] = gcs_answers(address, {**env, "RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""})
+                    answers["wrong token"] = gcs_answers(address, {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64})
+                    answers["the token"] = gcs_answers(address, {**env, "RAY_AUTH_MODE": "token"})
+                if "RuntimeEnvAgent" in line and "agent" not in answers:
+                    answers["agent"] = http_status_without_token(ip, port)
+            time.sleep(0.5)
+    result = subprocess.CompletedProcess(command, process.returncode, (cwd / "out.txt").read_text(), (cwd / "err.txt").read_text())
+    return result, process.pid, sockets, answers
+
+
+def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, marked_env):
+    result, driver, sockets, answers = watch_listening_sockets(sweep_command(tmp_path, "--smoke"), tmp_path, marked_env)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Ray 2.60 binds its GCS, raylet and workers to every interface (and the runtime-env agent to the node's
+    # address) whatever node address it is given; what guards them is token authentication, which ray.init
+    # turns on for a local Ray (RAY_AUTH_MODE unset) and hands to every process it starts
+    commands = {line.split()[0].rsplit("/", 1)[-1] for line, _, _ in sockets.values()}
+    assert {"gcs_server", "raylet"} <= commands
+    exposed = {key: value for key, value in sockets.items() if not is_loopback(value[1])}
+    # the GCS and the runtime-env agent are probed below; setproctitle hides the agent's environment
+    unchecked = {key: value for key, value in exposed.items()
+                 if key[0] != driver and value[2] != "token" and not any(name in value[0] for name in ("gcs_server", "RuntimeEnvAgent"))}
+    assert unchecked == {}
+    assert not any("dashboard" in line for line, _, _ in sockets.values())
+    assert answers["the token"] == "ANSWERED"  # the probe can tell an open GCS from a closed one
+    assert answers["no token"].startswith("REFUSED") and answers["wrong token"].startswith("REFUSED"), answers
+    assert answers["agent"] == 401
     assert "dense source" in result.stdout and "frozen source" in result.stdout
     client, parents, children = mlflow_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 2
@@ -118,16 +171,6 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path):
                                cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
     assert elsewhere.returncode == 2  # the sweep's MLflow runs live in the first store: refuse to split them
     assert f"records into sqlite:///{tmp_path / 'mlflow.db'}, not sqlite:///{tmp_path / 'other.db'}" in elsewhere.stderr
-
-
-@pytest.fixture
-def marked_env(tmp_path):
-    """ENV with a unique mark every Ray process of the sweep inherits, the system temp dir in tmp_path, and
-    Ray's own temp dir short (its socket paths must stay under 108 characters) and private to the test."""
-    ray_tmp = tempfile.mkdtemp(prefix="rt-")
-    (tmp_path / "tmp").mkdir()
-    yield {**ENV, MARK: uuid.uuid4().hex, "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": ray_tmp}
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, marked_env):
@@ -217,29 +260,30 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_two_node_cluster_on_localhost(tmp_path):
+def test_two_node_cluster_on_localhost(tmp_path, marked_env):
+    # `ray start` (unlike a local ray.init) needs token authentication asked for; both nodes share the token
+    env = {**marked_env, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     port = free_port()
     ray = str(Path(sys.executable).with_name("ray"))
     common = ["--num-cpus", "1", "--num-gpus", "0", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                             "--include-dashboard", "false", *common], env=ENV, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    head = subprocess.Popen([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
+                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     nodes = []
     try:
         time.sleep(5)
-        worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common],
-                                  env=ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", *common],
+                                  env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         nodes.append(worker)
         probe = ("import ray,time\nray.init(address='127.0.0.1:%d')\nfor _ in range(60):\n"
                  "    alive=[n for n in ray.nodes() if n['Alive']]\n    if len(alive)==2: break\n    time.sleep(1)\n"
                  "print(len(alive))" % port)
-        count = subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True, text=True, timeout=120)
+        count = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
         assert count.stdout.strip().endswith("2"), count.stderr[-2000:]
-        lacking = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", "--gpus-per-trial", "0.5")
+        lacking = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", "--gpus-per-trial", "0.5", env=env)
         assert lacking.returncode == 2  # Ray would wait forever for a GPU that is not there
         assert "ask for 0.5 GPU each but the Ray cluster has 0 GPUs" in lacking.stderr
         assert not (tmp_path / "mlflow.db").exists()  # refused before any MLflow run was opened
-        result = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}")
+        result = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", env=env)
         assert result.returncode == 0, result.stderr[-3000:]
         _, parents, children = mlflow_runs(tmp_path)
         assert len(parents) == 1 and len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
@@ -252,3 +296,4 @@ def test_two_node_cluster_on_localhost(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+    assert wait_until_gone(marked_env[MARK], (tmp_path, Path(marked_env["RAY_TMPDIR"]))) == []
