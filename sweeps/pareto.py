@@ -26,7 +26,7 @@ from frozen_slt.errors import FrozenSLTError  # noqa: E402
 from sweeps.fronts import format_fronts  # noqa: E402
 from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
 from sweeps.spec import DEFAULT_CONFIG, load_sweep_spec, smoke_spec  # noqa: E402
-from sweeps.tracking import default_tracking_uri  # noqa: E402
+from sweeps.tracking import browse_instructions, default_tracking_uri  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,8 +106,10 @@ def print_summary(spec, options: SweepOptions, outcome) -> None:
     if outcome.unfinished:
         print(f"not finished (run the same command again to resume): {', '.join(outcome.unfinished)}")
     print(f"results: {outcome.artifacts[-1].parent}")
-    print(f"MLflow: parent run {outcome.parent_run_id} in {options.tracking_uri}; browse with "
-          f"`mlflow ui --backend-store-uri {options.tracking_uri}`")
+    print(f"MLflow: parent run {outcome.parent_run_id} in {options.tracking_uri}; browse it with")
+    plot = next((path.name for path in outcome.artifacts if path.suffix == ".png"), None)
+    for line in browse_instructions(options.tracking_uri, outcome.experiment_id, outcome.parent_run_id, plot):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

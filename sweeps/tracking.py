@@ -37,6 +37,23 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def browse_instructions(tracking_uri: str, experiment_id: str, run_id: str, artifact: str | None = None) -> list[str]:
+    """How to look at a sweep in the MLflow UI: the command that serves a local store on 127.0.0.1 (none
+    for a tracking server) and the two pages to open, the experiment's runs and the parent run's
+    artifacts (showing ``artifact``). MLflow 3 opens an experiment on its GenAI overview; these routes of
+    its UI (hash router, ``workflowType`` picks the model-training view) go straight to the pages."""
+    lines = []
+    if tracking_uri.startswith(("http://", "https://")):
+        base = tracking_uri.rstrip("/")
+    else:
+        base = "http://127.0.0.1:5000"
+        lines.append(f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000")
+    view = "?workflowType=machine_learning"
+    lines.append(f"runs:   {base}/#/experiments/{experiment_id}/runs{view}")
+    lines.append(f"fronts: {base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts{'/' + artifact if artifact else ''}{view}")
+    return lines
+
+
 def git_revision() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,

@@ -147,6 +147,10 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, mar
     assert {child.data.tags["family"] for child in children} == {"dense", "frozen"}
     assert parent.data.tags["git_revision"] and parent.data.tags["version.torch"] != "not installed"
     assert parent.data.params["search"] == "grid"
+    experiment = parent.info.experiment_id  # the summary leads to the runs page and the parent's front plot
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} --host 127.0.0.1" in result.stdout
+    assert f"http://127.0.0.1:5000/#/experiments/{experiment}/runs?workflowType=machine_learning" in result.stdout
+    assert f"/#/experiments/{experiment}/runs/{parent.info.run_id}/artifacts/pareto_fronts.png?" in result.stdout
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.params["config.ticket.sparsity"] == "0.5"
