@@ -16,7 +16,7 @@ from frozen_slt.errors import SweepError
 from trainables.points import point_config, trial_point
 from trainables.tune_trainable import train_trial
 
-from .cluster import check_resources, start_ray, warn_if_storage_is_not_shared
+from .cluster import check_resources, local_ray_record, reap_local_ray, start_ray, warn_if_storage_is_not_shared
 from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
 from .progress import ProgressCallback
 from .space import OptunaSpace, SweepPlan, plan_sweep
@@ -153,7 +153,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # save the experiment state often: a kill loses little
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # those snapshots are wanted
-    start_ray(options.address, TRAINABLES, log_to_driver=options.verbose >= 2)
+    reap_local_ray(state.get("local_ray"))
+    started = start_ray(options.address, TRAINABLES, log_to_driver=options.verbose >= 2)
     check_resources(spec.cpus_per_trial, spec.gpus_per_trial, ray.cluster_resources())
     warn_if_storage_is_not_shared(options.storage)
     options.local_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +162,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     parent = tracker.open_parent(spec.run_name, _spec_params(spec), state.get("parent_run_id"))
     with tracker.parent_guard():
         write_atomically(_state_path(options, spec), json.dumps(
-            {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name}).encode())
+            {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name,
+             "local_ray": local_ray_record() if started else None}).encode())
         base = spec.base_config()
         callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict())
         _clear_pending(spec, options)  # checkpoints a killed run left in flight: no trial of this sweep runs now

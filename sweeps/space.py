@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from frozen_slt.errors import FrozenSLTError, InfeasibleSettingError, SweepConfigError
-from frozen_slt.ratios import lock_share_bounds, resolve_lock_share
+from frozen_slt.ratios import RATIO_TOLERANCE, lock_share_bounds, resolve_lock_share
 
 from trainables.points import point_config
 
@@ -51,7 +51,7 @@ def grid_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], list[str]]:
                 points.append({"family": "dense", "sparsity": sparsity, "seed": seed})
             for freeze_ratio in spec.grid_freeze_ratio:
                 if "pruned" in spec.families:
-                    if freeze_ratio > sparsity:
+                    if freeze_ratio > sparsity + RATIO_TOLERANCE:
                         skipped.append(f"pruned k={sparsity} f={freeze_ratio} seed={seed}")
                     else:
                         points.append({"family": "pruned", "sparsity": sparsity, "freeze_ratio": freeze_ratio,

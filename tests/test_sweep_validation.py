@@ -1,6 +1,7 @@
 """A sweep is validated whole before Ray starts: bad input exits 2 with one line, starts no Ray and opens
 no MLflow run; a parent run that is open never stays RUNNING when the sweep stops early."""
 
+import json
 from dataclasses import replace
 
 import psutil
@@ -10,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeps.pareto import main
 from sweeps.space import plan_sweep
-from sweeps.spec import CONFIG_DIR, load_sweep_spec
+from sweeps.spec import CONFIG_DIR, load_sweep_spec, smoke_spec
 from sweeps.tracking import SweepTracker
 
 GOOD = """
@@ -93,3 +94,17 @@ def test_a_parent_run_never_stays_running(tmp_path):
         with pytest.raises(type(raised)), tracker.parent_guard():
             raise raised
         assert MlflowClient(uri).get_run(parent).info.status == status
+
+
+def test_a_sweep_recorded_in_one_mlflow_store_is_not_continued_in_another(tmp_path, capsys):
+    path = tmp_path / "sweep.toml"
+    path.write_text(GOOD)
+    run_name = smoke_spec(load_sweep_spec(path)).run_name
+    (tmp_path / "ray").mkdir()
+    first = f"sqlite:///{tmp_path / 'first.db'}"
+    (tmp_path / "ray" / f"{run_name}.sweep.json").write_text(json.dumps({"parent_run_id": "abc", "tracking_uri": first}))
+    assert main(["--config", str(path), "--smoke", "--storage", str(tmp_path / "ray"),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}"]) == 2
+    assert f"records into {first}, not sqlite:///{tmp_path / 'other.db'}; continue it with --tracking-uri {first}" \
+        in capsys.readouterr().err
+    assert not ray.is_initialized() and not (tmp_path / "other.db").exists()
