@@ -5,16 +5,15 @@
     python sweeps/pareto.py --smoke              # two one-epoch trials, seconds
 
 A sweep interrupted in any way continues when the same command is run again (or with --resume).
-Exit status: 0 when every trial finished, 1 when some failed or did not finish (a first Ctrl-C or a
-SIGTERM lets Ray save and stop: 1), 2 on bad input (found before Ray starts or any MLflow run is
-opened), 130 when a second Ctrl-C cuts the stop short.
+Exit status: 0 when every trial finished, 1 when some failed or did not finish (a first Ctrl-C lets
+Ray save and stop: 1), 2 on bad input (found before Ray starts or any MLflow run is opened), 130 when a
+second Ctrl-C cuts the stop short.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -69,15 +68,9 @@ def options_from_args(args: argparse.Namespace) -> SweepOptions:
     )
 
 
-def _stop_gracefully(signum, frame) -> None:
-    """SIGTERM does what a first Ctrl-C does: Ray Tune saves the experiment and stops the trials."""
-    signal.raise_signal(signal.SIGINT)
-
-
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="sweep: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _stop_gracefully)
     try:
         spec = spec_from_args(args)
         options = options_from_args(args)
@@ -88,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sweep: interrupted; run the same command again to continue it", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     print_summary(spec, options, outcome)
     return 0 if outcome.complete else 1
 

@@ -114,11 +114,21 @@ class SweepTracker:
         try:
             yield
         except KeyboardInterrupt:
-            self.client.set_terminated(self.parent_id, "KILLED")
+            self.end("KILLED")
             raise
         except BaseException:
-            self.client.set_terminated(self.parent_id, "FAILED")
+            self.end("FAILED")
             raise
+
+    def end(self, status: str) -> None:
+        """End the parent run with ``status``, and with it every child run still RUNNING (trials the sweep
+        stopped); a resumed sweep sets them RUNNING again."""
+        running = self.client.search_runs(
+            [self.experiment_id], max_results=10000,
+            filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}' and attributes.status = 'RUNNING'")
+        for child in running:
+            self.client.set_terminated(child.info.run_id, "KILLED" if status == "KILLED" else "FAILED")
+        self.client.set_terminated(self.parent_id, status)
 
     def publish(self, artifacts: list[Path], fronts: dict[str, Any], status: str) -> None:
         """Front tables, plot and hypervolumes into the parent run, which then ends with ``status``
@@ -129,7 +139,7 @@ class SweepTracker:
         metrics = [Metric(f"hypervolume_{family}", data["hypervolume"], now, 0) for family, data in fronts["families"].items()]
         metrics += [Metric(f"front_size_{family}", len(data["front"]), now, 0) for family, data in fronts["families"].items()]
         self.client.log_batch(self.parent_id, metrics=metrics)
-        self.client.set_terminated(self.parent_id, status)
+        self.end(status)
 
 
 class TrialLogger:

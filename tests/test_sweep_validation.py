@@ -12,7 +12,8 @@ from mlflow.tracking import MlflowClient
 from sweeps.pareto import main
 from sweeps.space import plan_sweep
 from sweeps.spec import CONFIG_DIR, load_sweep_spec, smoke_spec
-from sweeps.tracking import SweepTracker
+from sweeps.runner import SweepOutcome
+from sweeps.tracking import SweepTracker, TrialLogger
 
 GOOD = """
 name = "check"
@@ -88,12 +89,23 @@ def test_optuna_plan_validates_without_fixing_points():
 def test_a_parent_run_never_stays_running(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # one store for both cases: creating one takes seconds
     tracker = SweepTracker(uri, "frozen-slt", tmp_path / "artifacts")
+    client = MlflowClient(uri)
     for raised, status in ((RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")):
         parent = tracker.open_parent(f"sweep-{status}", {"search": "grid"})
-        assert MlflowClient(uri).get_run(parent).info.status == "RUNNING"
+        trial = TrialLogger(uri, parent).child(f"trial-{status}", "train_trial_00000", {}, {})
+        done = TrialLogger(uri, parent).child(f"done-{status}", "train_trial_00001", {}, {})
+        client.set_terminated(done, "FINISHED")
+        assert client.get_run(parent).info.status == "RUNNING"
         with pytest.raises(type(raised)), tracker.parent_guard():
             raise raised
-        assert MlflowClient(uri).get_run(parent).info.status == status
+        assert client.get_run(parent).info.status == status
+        assert client.get_run(trial).info.status == status and client.get_run(done).info.status == "FINISHED"
+
+
+def test_a_stopped_sweep_is_killed_a_sweep_with_failed_trials_failed():
+    assert SweepOutcome(unfinished=["a"], failed=[("b", "error")]).status == "KILLED"  # Ctrl-C: Tune returns early
+    assert SweepOutcome(failed=[("b", "error")]).status == "FAILED"
+    assert SweepOutcome().status == "FINISHED"
 
 
 def test_a_sweep_recorded_in_one_mlflow_store_is_not_continued_in_another(tmp_path, capsys):

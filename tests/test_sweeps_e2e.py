@@ -219,20 +219,23 @@ def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, m
 
 
 def test_failing_trials_retry_from_checkpoints_or_are_reported(tmp_path):
-    result = run_sweep(tmp_path, "--smoke", "--inject-fault", "1")
+    config = write_sweep(tmp_path, baseline="false")  # --smoke: a dense and a frozen trial of one epoch
+    result = run_sweep(tmp_path, "--config", str(config), "--smoke", "--inject-fault", "1")
     assert result.returncode == 0, result.stderr[-3000:]
-    client, _, children = mlflow_runs(tmp_path)
+    client, parents, children = mlflow_runs(tmp_path)
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert parents[0].info.status == "FINISHED"
     assert_no_duplicate_epochs(client, children)  # the retry resumed after epoch 0 instead of starting over
     assert len(list((tmp_path / "ray").glob("*.faults/*.failed"))) == 2
 
-    config = write_sweep(tmp_path, name="fragile", baseline="false", epochs=1, max_failures=0)
-    failing = run_sweep(tmp_path, "--config", str(config), "--inject-fault", "1")
+    config = write_sweep(tmp_path, name="fragile", baseline="false", max_failures=0)
+    failing = run_sweep(tmp_path, "--config", str(config), "--smoke", "--inject-fault", "1")
     assert failing.returncode == 1
-    assert failing.stdout.count("FAILED ") == 4 and "fault drill" in failing.stdout
-    _, _, children = mlflow_runs(tmp_path)
-    fragile = [c for c in children if c.data.tags.get("family") and c.info.status == "FAILED"]
-    assert len(fragile) == 4 and all("fault drill" in c.data.tags["error"] for c in fragile)
+    assert failing.stdout.count("FAILED ") == 2 and "fault drill" in failing.stdout
+    _, parents, children = mlflow_runs(tmp_path)
+    fragile = [c for c in children if c.info.status == "FAILED"]
+    assert len(fragile) == 2 and all("fault drill" in c.data.tags["error"] for c in fragile)
+    assert sorted(p.info.status for p in parents) == ["FAILED", "FINISHED"]  # a trial gave up: the parent FAILED
 
 
 def test_optuna_sweep_keeps_its_study_in_a_database(tmp_path):
