@@ -218,40 +218,34 @@ def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, m
             assert len(epochs) == lines_before[trial.split("_")[1]]
 
 
-def test_failing_trials_retry_from_checkpoints_or_are_reported(tmp_path):
-    config = write_sweep(tmp_path, baseline="false")  # --smoke: a dense and a frozen trial of one epoch
-    result = run_sweep(tmp_path, "--config", str(config), "--smoke", "--inject-fault", "1")
-    assert result.returncode == 0, result.stderr[-3000:]
-    client, parents, children = mlflow_runs(tmp_path)
-    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
-    assert parents[0].info.status == "FINISHED"
-    assert_no_duplicate_epochs(client, children)  # the retry resumed after epoch 0 instead of starting over
-    assert len(list((tmp_path / "ray").glob("*.faults/*.failed"))) == 2
-
-    config = write_sweep(tmp_path, name="fragile", baseline="false", max_failures=0)
+def test_trials_that_keep_failing_are_reported(tmp_path):
+    config = write_sweep(tmp_path, name="fragile", baseline="false", max_failures=0)  # --smoke: dense and frozen
     failing = run_sweep(tmp_path, "--config", str(config), "--smoke", "--inject-fault", "1")
     assert failing.returncode == 1
     assert failing.stdout.count("FAILED ") == 2 and "fault drill" in failing.stdout
     _, parents, children = mlflow_runs(tmp_path)
-    fragile = [c for c in children if c.info.status == "FAILED"]
-    assert len(fragile) == 2 and all("fault drill" in c.data.tags["error"] for c in fragile)
-    assert sorted(p.info.status for p in parents) == ["FAILED", "FINISHED"]  # a trial gave up: the parent FAILED
+    assert len(children) == 2 and all(c.info.status == "FAILED" and "fault drill" in c.data.tags["error"] for c in children)
+    assert parents[0].info.status == "FAILED"  # a trial gave up
 
 
-def test_optuna_sweep_keeps_its_study_in_a_database(tmp_path):
+def test_optuna_sweep_keeps_its_study_and_failed_trials_retry_from_checkpoints(tmp_path):
     config = write_sweep(tmp_path, name="searched", search="optuna", epochs=1, samples=3)
-    result = run_sweep(tmp_path, "--config", str(config))
+    result = run_sweep(tmp_path, "--config", str(config), "--inject-fault", "1")  # every trial fails once at epoch 1
     assert result.returncode == 0, result.stderr[-3000:]
     (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
     summaries = optuna.get_all_study_summaries(f"sqlite:///{database}")
     study = optuna.load_study(study_name=summaries[0].study_name, storage=f"sqlite:///{database}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 3 and all(len(t.values) == 2 for t in complete)
-    _, _, children = mlflow_runs(tmp_path)
-    assert len(children) == 3
     for trial in complete:
         accuracy, bits = trial.values
         assert 0 <= accuracy <= 1 and bits > 0
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    assert parents[0].info.status == "FINISHED"
+    assert_no_duplicate_epochs(client, children)  # each retry resumed after epoch 0 instead of starting over
+    failed_once = {path.stem for path in (tmp_path / "ray").glob("*.faults/*.failed")}
+    assert failed_once == {c.data.tags["config_hash"] for c in children}
 
 
 def free_port():
