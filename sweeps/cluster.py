@@ -1,7 +1,9 @@
 """Connecting to Ray and checking, before any trial is queued, that the cluster can run the trials.
 
 Ray waits forever for resources that do not exist and retries an unreachable head for minutes, so both
-are checked here and refused with a clear message instead.
+are checked here and refused with a clear message instead. A local Ray whose driver was killed is
+reaped by the next run of the same sweep: its GCS, raylet and workers die with the driver, but its
+dashboard and runtime-env agents keep trying to reach the dead GCS for about a minute.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from frozen_slt.errors import SweepError
 
 log = logging.getLogger(__name__)
-
 
 
 def current_cluster_file() -> Path:
@@ -68,11 +72,72 @@ def resolve_address(address: str | None) -> str:
     return address
 
 
-def check_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """Fail at once when one trial asks for more than the whole cluster has (Ray would wait forever)."""
+def start_ray(address: str | None, trainables: Path, log_to_driver: bool) -> bool:
+    """Join the cluster :func:`resolve_address` names, or start a local Ray, shipping ``trainables`` to the workers.
+
+    Ray 2.60 binds its gRPC servers (GCS, raylet, workers) to every interface whatever node address it
+    is given, so a local Ray is protected by Ray's token authentication, which ``ray.init`` turns on for a
+    new local cluster unless ``RAY_AUTH_MODE=disabled`` says otherwise: that is warned about, not hidden.
+    """
     import ray
 
-    resources = ray.cluster_resources()
+    if ray.is_initialized():
+        return False
+    resolved = resolve_address(address)
+    if resolved == "local" and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        log.warning("RAY_AUTH_MODE=disabled: the local Ray listens on every network interface and will accept work "
+                    "from anyone who can reach this machine; unset RAY_AUTH_MODE to keep Ray's token authentication on")
+    # trainables/ is not installed into site-packages: Ray ships it to every worker, on any node
+    ray.init(address=resolved, include_dashboard=False, log_to_driver=log_to_driver,
+             runtime_env={"py_modules": [str(trainables)]})
+    return resolved == "local"
+
+
+def _identity(process: psutil.Process) -> dict[str, Any]:
+    return {"pid": process.pid, "started": process.create_time()}
+
+
+def local_ray_record() -> dict[str, Any]:
+    """This driver and the processes of the local Ray it started, as the sweep's state file keeps them."""
+    me = psutil.Process()
+    return {"host": socket.gethostname(), "driver": _identity(me),
+            "processes": [_identity(child) for child in me.children(recursive=True)]}
+
+
+def _alive(identity: dict[str, Any]) -> psutil.Process | None:
+    """The process ``identity`` names if it still runs (same pid and start time: not a reused pid)."""
+    try:
+        process = psutil.Process(identity["pid"])
+        return process if process.create_time() == identity["started"] and process.status() != psutil.STATUS_ZOMBIE else None
+    except psutil.Error:
+        return None
+
+
+def reap_local_ray(record: dict[str, Any] | None) -> list[int]:
+    """End what is left of the local Ray of an earlier driver of this sweep that was killed; the pids ended.
+
+    Only processes that driver recorded, on this machine, while it no longer runs.
+    """
+    if not record or record.get("host") != socket.gethostname() or _alive(record["driver"]) is not None:
+        return []
+    leftovers = [process for process in map(_alive, record.get("processes", [])) if process is not None]
+    for process in leftovers:
+        process.terminate()
+    _, still_alive = psutil.wait_procs(leftovers, timeout=5)
+    for process in still_alive:
+        process.kill()
+    psutil.wait_procs(still_alive, timeout=5)
+    if leftovers:
+        log.warning("ended %d processes left by the killed driver of this sweep (pids %s)",
+                    len(leftovers), ", ".join(str(process.pid) for process in leftovers))
+    return [process.pid for process in leftovers]
+
+
+def check_resources(cpus_per_trial: float, gpus_per_trial: float, resources: dict[str, float]) -> None:
+    """Fail at once when one trial asks for more than the whole cluster has (Ray would wait forever).
+
+    ``resources`` is the cluster's total, as ``ray.cluster_resources()`` gives it.
+    """
     gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 0.0)
     if gpus_per_trial > 0 and gpus < gpus_per_trial:
         raise SweepError(

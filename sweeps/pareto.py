@@ -5,7 +5,9 @@
     python sweeps/pareto.py --smoke              # two one-epoch trials, seconds
 
 A sweep interrupted in any way continues when the same command is run again (or with --resume).
-Exit status: 0 when every trial finished, 1 when some failed or did not finish, 2 on bad input.
+Exit status: 0 when every trial finished, 1 when some failed or did not finish (a first Ctrl-C lets
+Ray save and stop: 1), 2 on bad input (found before Ray starts or any MLflow run is opened), 130 when a
+second Ctrl-C cuts the stop short.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from frozen_slt.errors import FrozenSLTError  # noqa: E402
 from sweeps.fronts import format_fronts  # noqa: E402
 from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
 from sweeps.spec import DEFAULT_CONFIG, load_sweep_spec, smoke_spec  # noqa: E402
-from sweeps.tracking import default_tracking_uri  # noqa: E402
+from sweeps.tracking import browse_instructions, default_tracking_uri  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,32 +58,49 @@ def spec_from_args(args: argparse.Namespace):
     return smoke_spec(spec) if args.smoke else spec
 
 
+def options_from_args(args: argparse.Namespace) -> SweepOptions:
+    local = "://" not in args.storage
+    storage = str(Path(args.storage).resolve()) if local else args.storage
+    return SweepOptions(
+        storage=storage, local_dir=Path(storage) if local else Path("sweep_state").resolve(),
+        tracking_uri=args.tracking_uri or default_tracking_uri(),
+        address=args.address, resume=args.resume, inject_fault_epoch=args.inject_fault, verbose=0 if args.quiet else 2 if args.ray_tables else 1,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="sweep: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         spec = spec_from_args(args)
-        local = "://" not in args.storage
-        storage = str(Path(args.storage).resolve()) if local else args.storage
-        options = SweepOptions(
-            storage=storage, local_dir=Path(storage) if local else Path("sweep_state").resolve(),
-            tracking_uri=args.tracking_uri or default_tracking_uri(),
-            address=args.address, resume=args.resume, inject_fault_epoch=args.inject_fault, verbose=0 if args.quiet else 2 if args.ray_tables else 1,
-        )
+        options = options_from_args(args)
         outcome = run_sweep(spec, options)
     except FrozenSLTError as error:
         print(f"sweep: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("sweep: interrupted; run the same command again to continue it", file=sys.stderr)
+        return 130
+    print_summary(spec, options, outcome)
+    return 0 if outcome.complete else 1
+
+
+def print_summary(spec, options: SweepOptions, outcome) -> None:
     print(f"\nsweep {spec.run_name}: {len(outcome.records)} trials finished")
+    if outcome.skipped:
+        count = len(outcome.skipped)
+        print(f"grid: {count} pruned {'point' if count == 1 else 'points'} left out (a pruned source needs f <= k): "
+              f"{', '.join(outcome.skipped)}")
     print(format_fronts(outcome.fronts))
     for trial, error in outcome.failed:
         print(f"FAILED {trial}: {error}")
     if outcome.unfinished:
         print(f"not finished (run the same command again to resume): {', '.join(outcome.unfinished)}")
     print(f"results: {outcome.artifacts[-1].parent}")
-    print(f"MLflow: parent run {outcome.parent_run_id} in {options.tracking_uri}; browse with "
-          f"`mlflow ui --backend-store-uri {options.tracking_uri}`")
-    return 0 if outcome.complete else 1
+    print(f"MLflow: parent run {outcome.parent_run_id} in {options.tracking_uri}; browse it with")
+    plot = next((path.name for path in outcome.artifacts if path.suffix == ".png"), None)
+    for line in browse_instructions(options.tracking_uri, outcome.experiment_id, outcome.parent_run_id, plot):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

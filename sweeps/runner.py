@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,13 @@ from frozen_slt.errors import SweepError
 from trainables.points import point_config, trial_point
 from trainables.tune_trainable import train_trial
 
-from .cluster import check_resources, resolve_address, warn_if_storage_is_not_shared
+from .cluster import check_resources, local_ray_record, reap_local_ray, start_ray, warn_if_storage_is_not_shared
 from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
 from .progress import ProgressCallback
-from .space import OptunaSpace, grid_points
+from .space import OptunaSpace, SweepPlan, plan_sweep
 from .spec import SweepSpec
 from .tracking import SweepTracker
 
-log = logging.getLogger(__name__)
 TRAINABLES = Path(__file__).resolve().parents[1] / "trainables"
 OBJECTIVES = (["best_val_accuracy", "ticket_bits"], ["max", "min"])
 
@@ -46,13 +45,21 @@ class SweepOutcome:
     records: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # grid points left out: pruned with f > k
     fronts: dict[str, Any] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
+    experiment_id: str = ""
     parent_run_id: str = ""
 
     @property
     def complete(self) -> bool:
         return not self.failed and not self.unfinished
+
+    @property
+    def status(self) -> str:
+        """The parent run's final status: KILLED when the sweep was stopped before its end (Ctrl-C: Tune
+        returns with trials unfinished), FAILED when a trial gave up, else FINISHED."""
+        return "KILLED" if self.unfinished else "FAILED" if self.failed else "FINISHED"
 
 
 def _state_path(options: SweepOptions, spec: SweepSpec) -> Path:
@@ -70,25 +77,22 @@ def _searcher(spec: SweepSpec, options: SweepOptions):
                         storage=optuna.storages.RDBStorage(url), study_name=spec.run_name)
 
 
-def _tuner(spec: SweepSpec, options: SweepOptions, callback, restore: bool):
+def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, restore: bool):
     from ray import tune
 
     base = spec.base_config().to_dict()
     fault = None
     if options.inject_fault_epoch is not None:
         fault = {"epoch": options.inject_fault_epoch, "marker_dir": str(options.local_dir / f"{spec.run_name}.faults")}
+    pending = _pending_root(spec, options)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base=base, fault=fault),
+        tune.with_parameters(train_trial, base=base, fault=fault, pending_root=None if pending is None else str(pending)),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     if restore:
         return tune.Tuner.restore(_experiment_path(options, spec), trainable, resume_unfinished=True, resume_errored=True)
     if spec.search == "grid":
-        points, skipped = grid_points(spec)
-        if skipped:
-            log.warning("grid: %d infeasible points left out (a pruned source needs f <= k; any source needs "
-                        "p <= k <= 1 - r): %s", len(skipped), ", ".join(skipped))
-        param_space, search_alg, samples = {"point": tune.grid_search(points)}, None, 1
+        param_space, search_alg, samples = {"point": tune.grid_search(plan.points)}, None, 1
     else:
         param_space, search_alg, samples = {}, _searcher(spec, options), spec.num_samples
     return tune.Tuner(
@@ -102,6 +106,17 @@ def _tuner(spec: SweepSpec, options: SweepOptions, callback, restore: bool):
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
+
+
+def _pending_root(spec: SweepSpec, options: SweepOptions) -> Path | None:
+    """Where trials keep a checkpoint until Ray has copied it (local storage only; see trainables.tune_trainable)."""
+    return options.local_dir / f"{spec.run_name}.pending" if "://" not in options.storage else None
+
+
+def _clear_pending(spec: SweepSpec, options: SweepOptions) -> None:
+    pending = _pending_root(spec, options)
+    if pending is not None:
+        shutil.rmtree(pending, ignore_errors=True)
 
 
 def _experiment_path(options: SweepOptions, spec: SweepSpec) -> str:
@@ -124,37 +139,59 @@ def _record(result, base: ExperimentConfig) -> dict[str, Any] | None:
 
 
 def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
-    """Run (or resume) the sweep to the end and record its fronts; see module docstring."""
+    """Run (or resume) the sweep to the end and record its fronts; see module docstring.
+
+    Everything that can be checked without Ray is checked first (every grid point as a validated
+    ExperimentConfig, the sweep's state), so bad input starts no Ray and opens no MLflow run. Once the
+    parent run is open, any exception ends it FAILED and an interrupt ends it KILLED, never RUNNING.
+    """
+    plan = plan_sweep(spec)
+    restore, state = _prior_state(spec, options)
     import ray
-    from ray import tune
 
     from .tracking import MlflowTrialCallback
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # save the experiment state often: a kill loses little
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # those snapshots are wanted
+    reap_local_ray(state.get("local_ray"))
+    started = start_ray(options.address, TRAINABLES, log_to_driver=options.verbose >= 2)
+    check_resources(spec.cpus_per_trial, spec.gpus_per_trial, ray.cluster_resources())
+    warn_if_storage_is_not_shared(options.storage)
     options.local_dir.mkdir(parents=True, exist_ok=True)
-    state_path = _state_path(options, spec)
+    tracker = SweepTracker(options.tracking_uri, "frozen-slt", options.local_dir / "mlflow-artifacts")
+    parent = tracker.open_parent(spec.run_name, _spec_params(spec), state.get("parent_run_id"))
+    with tracker.parent_guard():
+        write_atomically(_state_path(options, spec), json.dumps(
+            {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name,
+             "local_ray": local_ray_record() if started else None}).encode())
+        base = spec.base_config()
+        callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict())
+        _clear_pending(spec, options)  # checkpoints a killed run left in flight: no trial of this sweep runs now
+        grid = _tuner(spec, options, plan, callback, restore).fit()
+        _clear_pending(spec, options)
+        outcome = _collect(grid, base)
+        outcome.skipped, outcome.experiment_id, outcome.parent_run_id = plan.skipped, tracker.experiment_id, parent
+        _publish(spec, options, tracker, outcome)
+    return outcome
+
+
+def _prior_state(spec: SweepSpec, options: SweepOptions) -> tuple[bool, dict[str, Any]]:
+    """Whether Ray holds an interrupted run of this sweep, and the sweep's state file (parent run, store)."""
+    from ray import tune
+
     restore = tune.Tuner.can_restore(_experiment_path(options, spec))
     if options.resume and not restore:
         raise SweepError(f"--resume: no interrupted sweep {spec.run_name} under {options.storage}")
+    state_path = _state_path(options, spec)
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
     if state.get("tracking_uri", options.tracking_uri) != options.tracking_uri:
         raise SweepError(f"sweep {spec.run_name} records into {state['tracking_uri']}, not {options.tracking_uri}; "
                          f"continue it with --tracking-uri {state['tracking_uri']} (or give it other --storage)")
-    if not ray.is_initialized():
-        # trainables/ is not installed into site-packages: Ray ships it to every worker, on any node
-        ray.init(address=resolve_address(options.address), include_dashboard=False, log_to_driver=options.verbose >= 2,
-                 runtime_env={"py_modules": [str(TRAINABLES)]})
-    check_resources(spec.cpus_per_trial, spec.gpus_per_trial)
-    warn_if_storage_is_not_shared(options.storage)
-    tracker = SweepTracker(options.tracking_uri, "frozen-slt", options.local_dir / "mlflow-artifacts")
-    parent = tracker.open_parent(spec.run_name, _spec_params(spec), state.get("parent_run_id"))
-    write_atomically(state_path, json.dumps({"parent_run_id": parent, "tracking_uri": options.tracking_uri,
-                                             "run_name": spec.run_name}).encode())
-    base = spec.base_config()
-    callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict())
-    grid = _tuner(spec, options, callback, restore).fit()
-    outcome = SweepOutcome(parent_run_id=parent)
+    return restore, state
+
+
+def _collect(grid, base: ExperimentConfig) -> SweepOutcome:
+    outcome = SweepOutcome()
     for result in grid:
         trial = (result.metrics or {}).get("trial_id") or Path(result.path).name
         if result.error is not None:
@@ -165,7 +202,6 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
             outcome.unfinished.append(trial)
         else:
             outcome.records.append(record)
-    _publish(spec, options, tracker, outcome)
     return outcome
 
 
@@ -184,4 +220,4 @@ def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outc
         outcome.artifacts.append(plot_fronts(outcome.records, outcome.fronts, directory / "pareto_fronts.png", title))
     (directory / "pareto_fronts.txt").write_text(format_fronts(outcome.fronts) + "\n")
     outcome.artifacts.append(directory / "pareto_fronts.txt")
-    tracker.publish(outcome.artifacts, outcome.fronts, outcome.complete)
+    tracker.publish(outcome.artifacts, outcome.fronts, outcome.status)

@@ -70,8 +70,9 @@ def _families(where: str, value: Any) -> tuple[str, ...]:
 
 
 def _fractions(where: str, value: Any) -> tuple[float, ...]:
-    if not isinstance(value, (list, tuple)) or not value or not all(_is_number(v) and 0 <= v <= 1 for v in value):
-        _fail(where, "a non-empty list of numbers in [0, 1]", value)
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_number(v) and 0 <= v <= 1 for v in value) \
+            or len(set(value)) != len(value):
+        _fail(where, "a non-empty list of distinct numbers in [0, 1]", value)
     return tuple(float(v) for v in value)
 
 
@@ -84,8 +85,9 @@ def _lock_share(where: str, value: Any) -> float | str:
 
 
 def _seeds(where: str, value: Any) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v >= 0 for v in value):
-        _fail(where, "a non-empty list of integers >= 0", value)
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v >= 0 for v in value) \
+            or len(set(value)) != len(value):
+        _fail(where, "a non-empty list of distinct integers >= 0", value)
     return tuple(value)
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
@@ -34,6 +35,23 @@ PACKAGES = ("frozen-slt", "torch", "ray", "optuna", "mlflow", "numpy")
 def default_tracking_uri() -> str:
     """A sqlite database in the working directory (MLflow 3 refuses a plain directory store by default)."""
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def browse_instructions(tracking_uri: str, experiment_id: str, run_id: str, artifact: str | None = None) -> list[str]:
+    """How to look at a sweep in the MLflow UI: the command that serves a local store on 127.0.0.1 (none
+    for a tracking server) and the two pages to open, the experiment's runs and the parent run's
+    artifacts (showing ``artifact``). MLflow 3 opens an experiment on its GenAI overview; these routes of
+    its UI (hash router, ``workflowType`` picks the model-training view) go straight to the pages."""
+    lines = []
+    if tracking_uri.startswith(("http://", "https://")):
+        base = tracking_uri.rstrip("/")
+    else:
+        base = "http://127.0.0.1:5000"
+        lines.append(f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000")
+    view = "?workflowType=machine_learning"
+    lines.append(f"runs:   {base}/#/experiments/{experiment_id}/runs{view}")
+    lines.append(f"fronts: {base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts{'/' + artifact if artifact else ''}{view}")
+    return lines
 
 
 def git_revision() -> str:
@@ -89,15 +107,39 @@ class SweepTracker:
         self.client.log_batch(self.parent_id, params=[Param(k, v) for k, v in flatten(params).items()])
         return self.parent_id
 
-    def publish(self, artifacts: list[Path], fronts: dict[str, Any], complete: bool) -> None:
-        """Front tables, plot and hypervolumes into the parent run; the run ends FINISHED only if every trial did."""
+    @contextmanager
+    def parent_guard(self) -> Iterator[None]:
+        """Inside it, an interrupt (Ctrl-C) ends the parent run KILLED and any other exception FAILED, so a
+        sweep that stops early never leaves its parent RUNNING; the exception goes on."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.end("KILLED")
+            raise
+        except BaseException:
+            self.end("FAILED")
+            raise
+
+    def end(self, status: str) -> None:
+        """End the parent run with ``status``, and with it every child run still RUNNING (trials the sweep
+        stopped); a resumed sweep sets them RUNNING again."""
+        running = self.client.search_runs(
+            [self.experiment_id], max_results=10000,
+            filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}' and attributes.status = 'RUNNING'")
+        for child in running:
+            self.client.set_terminated(child.info.run_id, "KILLED" if status == "KILLED" else "FAILED")
+        self.client.set_terminated(self.parent_id, status)
+
+    def publish(self, artifacts: list[Path], fronts: dict[str, Any], status: str) -> None:
+        """Front tables, plot and hypervolumes into the parent run, which then ends with ``status``
+        (FINISHED only if every trial did)."""
         for path in artifacts:
             self.client.log_artifact(self.parent_id, str(path))
         now = int(time.time() * 1000)
         metrics = [Metric(f"hypervolume_{family}", data["hypervolume"], now, 0) for family, data in fronts["families"].items()]
         metrics += [Metric(f"front_size_{family}", len(data["front"]), now, 0) for family, data in fronts["families"].items()]
         self.client.log_batch(self.parent_id, metrics=metrics)
-        self.client.set_terminated(self.parent_id, RunStatus.to_string(RunStatus.FINISHED if complete else RunStatus.FAILED))
+        self.end(status)
 
 
 class TrialLogger:

@@ -1,10 +1,15 @@
-"""Finding the Ray cluster: a live one is joined, a stale record is ignored, an unreachable address refused."""
+"""Finding the Ray cluster: a live one is joined, a stale record is ignored, an unreachable address refused;
+trials that ask for more than the cluster has are refused before any is queued; what a killed driver's
+local Ray leaves is ended by the next run, and nothing else is."""
 
 import socket
+import subprocess
+import sys
 
+import psutil
 import pytest
 
-from sweeps.cluster import SweepError, current_cluster_file, reachable, resolve_address
+from sweeps.cluster import SweepError, check_resources, current_cluster_file, reachable, reap_local_ray, resolve_address
 
 
 @pytest.fixture
@@ -72,3 +77,41 @@ def test_local_and_client_addresses_pass_through(ray_tmp):
 def test_reachable_rejects_malformed_addresses():
     assert not reachable("no-port")
     assert not reachable("host:notaport")
+
+
+def test_resources_the_cluster_lacks_are_refused():
+    cpu_only = {"CPU": 2.0, "memory": 1e9}
+    with pytest.raises(SweepError, match="ask for 0.5 GPU each but the Ray cluster has 0 GPUs; use --gpus-per-trial 0"):
+        check_resources(1, 0.5, cpu_only)
+    with pytest.raises(SweepError, match="ask for 4096 CPUs each but the Ray cluster has 2; use --cpus-per-trial 2 or less"):
+        check_resources(4096, 0, cpu_only)
+    with pytest.raises(SweepError, match="ask for 2 GPU each but the Ray cluster has 1 GPUs"):
+        check_resources(1, 2, {"CPU": 8.0, "GPU": 1.0})
+    check_resources(2, 0, cpu_only)  # exactly what the cluster has fits
+    check_resources(1, 0.25, {"CPU": 8.0, "GPU": 1.0})
+
+
+def _identity(process):
+    return {"pid": process.pid, "started": psutil.Process(process.pid).create_time()}
+
+
+def test_the_local_ray_of_a_killed_driver_is_reaped_and_nothing_else():
+    driver = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_driver = _identity(driver)
+    driver.wait()
+    leftover = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        host = socket.gethostname()
+        reused = {**_identity(bystander), "started": _identity(bystander)["started"] - 5}  # same pid, another process
+        alive_driver = {"host": host, "driver": _identity(bystander), "processes": [_identity(leftover)]}
+        assert reap_local_ray(alive_driver) == [] and leftover.poll() is None  # its driver still runs
+        assert reap_local_ray({"host": "elsewhere", "driver": dead_driver, "processes": [_identity(leftover)]}) == []
+        assert reap_local_ray(None) == []
+        record = {"host": host, "driver": dead_driver, "processes": [_identity(leftover), reused]}
+        assert reap_local_ray(record) == [leftover.pid]
+        assert leftover.wait(timeout=10) is not None and bystander.poll() is None
+    finally:
+        for process in (leftover, bystander):
+            process.kill()
+            process.wait()

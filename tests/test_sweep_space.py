@@ -78,7 +78,7 @@ def test_smoke_spec_is_two_one_epoch_trials():
 @pytest.mark.parametrize("text, needle", [
     ('name = "x"\nsearch = "random"\n', "unknown search 'random'"),
     ('name = "x"\nfamilies = ["dense", "lottery"]\n', "families must be a non-empty list of distinct families from dense, pruned, frozen"),
-    ('name = "x"\n[grid]\nsparsity = [1.5]\n', "[grid] sparsity must be a non-empty list of numbers in [0, 1], got [1.5]"),
+    ('name = "x"\n[grid]\nsparsity = [1.5]\n', "[grid] sparsity must be a non-empty list of distinct numbers in [0, 1], got [1.5]"),
     ('name = "x"\n[grid]\nsparsities = [0.5]\n', "unknown keys ['sparsities'] in [grid]"),
     ('name = "x"\n[experiment]\nmodel = "vgg"\n', "unknown model 'vgg'"),
     ('name = "x"\n[optuna]\nsparsity = [0.0, 0.5]\n', "[optuna] sparsity must be [low, high] with 0 < low"),
@@ -106,6 +106,12 @@ def test_cluster_yaml_passes_rays_own_validation():
     workers = prepared["available_node_types"]["worker.gpu"]
     assert workers["min_workers"] >= 1
     assert any("[sweep]" in command for command in prepared["setup_commands"])
+    # protected: token authentication on every node, its token shipped, nothing published on 0.0.0.0
+    starts = prepared["head_start_ray_commands"][-1], prepared["worker_start_ray_commands"][-1]
+    assert all("RAY_AUTH_MODE=token ray start" in command for command in starts)
+    assert "--dashboard-host=127.0.0.1" in starts[0]
+    assert "~/.ray/auth_token" in config["file_mounts"]
+    assert "0.0.0.0" not in yaml.safe_dump(config)
     broken = copy.deepcopy(config)
     broken["head_node_type"] = "missing"
     with pytest.raises(ValueError):

@@ -2,16 +2,24 @@
 
 Each test runs `python sweeps/pareto.py` as a real process with its own sqlite MLflow store and Ray
 results directory, and reads the outcome back through MLflow's client and Ray's files. Ray nodes a
-test starts listen on 127.0.0.1 and are stopped by process id.
+test starts itself are stopped by process id.
+
+Ray runs as users run it: RAY_AUTH_MODE is left unset, so a local `ray.init` turns Ray's token
+authentication on (Ray 2.60 cannot bind its services to 127.0.0.1, see README: Security). The token is
+a fresh one in RAY_AUTH_TOKEN, so no test reads or writes ~/.ray/auth_token.
 """
 
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -19,10 +27,14 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ray_processes import (MARK, gcs_answers, http_status_without_token, is_loopback, listening_sockets,
+                           marked_processes, wait_until_gone)
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "sweeps" / "pareto.py"
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+ENV = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"} | {
+    "RAY_AUTH_TOKEN": secrets.token_hex(32), "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
 
 SMALL_SWEEP = """
 name = "{name}"
@@ -59,8 +71,8 @@ def sweep_command(tmp_path, *args):
             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *args]
 
 
-def run_sweep(tmp_path, *args, timeout=300):
-    return subprocess.run(sweep_command(tmp_path, *args), cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=timeout)
+def run_sweep(tmp_path, *args, timeout=300, env=ENV):
+    return subprocess.run(sweep_command(tmp_path, *args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def mlflow_runs(tmp_path):
@@ -78,9 +90,55 @@ def assert_no_duplicate_epochs(client, children):
         assert len(steps) == len(set(steps)), steps
 
 
-def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path):
-    result = run_sweep(tmp_path, "--smoke")
+@pytest.fixture
+def marked_env(tmp_path):
+    """ENV with a unique mark every Ray process of the sweep inherits, the system temp dir in tmp_path, and
+    Ray's own temp dir short (its socket paths must stay under 108 characters) and private to the test."""
+    ray_tmp = tempfile.mkdtemp(prefix="rt-")
+    (tmp_path / "tmp").mkdir()
+    yield {**ENV, MARK: uuid.uuid4().hex, "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": ray_tmp}
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def watch_listening_sockets(command, cwd, env):
+    """Run ``command`` to its end, collecting the TCP sockets its process tree listens on and, as soon as
+    they listen, what the GCS answers a client without the token, one with a wrong one and one with the
+    token, and what the runtime-env agent answers an HTTP request without a token."""
+    with open(cwd / "out.txt", "w") as out, open(cwd / "err.txt", "w") as err:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=err)
+        sockets, answers = {}, {}
+        while process.poll() is None:
+            sockets.update(listening_sockets(process.pid))
+            for (_, port), (line, ip, _) in list(sockets.items()):
+                if "gcs_server" in line and "the token" not in answers:
+                    address = f"127.0.0.1:{port}"
+                    answers["no token"] = gcs_answers(address, {**env, "RAY_AUTH_MODE": "disabled", "RAY_AUTH_TOKEN": ""})
+                    answers["wrong token"] = gcs_answers(address, {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64})
+                    answers["the token"] = gcs_answers(address, {**env, "RAY_AUTH_MODE": "token"})
+                if "RuntimeEnvAgent" in line and "agent" not in answers:
+                    answers["agent"] = http_status_without_token(ip, port)
+            time.sleep(0.5)
+    result = subprocess.CompletedProcess(command, process.returncode, (cwd / "out.txt").read_text(), (cwd / "err.txt").read_text())
+    return result, process.pid, sockets, answers
+
+
+def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, marked_env):
+    result, driver, sockets, answers = watch_listening_sockets(sweep_command(tmp_path, "--smoke"), tmp_path, marked_env)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Ray 2.60 binds its GCS, raylet and workers to every interface (and the runtime-env agent to the node's
+    # address) whatever node address it is given; what guards them is token authentication, which ray.init
+    # turns on for a local Ray (RAY_AUTH_MODE unset) and hands to every process it starts
+    commands = {line.split()[0].rsplit("/", 1)[-1] for line, _, _ in sockets.values()}
+    assert {"gcs_server", "raylet"} <= commands
+    exposed = {key: value for key, value in sockets.items() if not is_loopback(value[1])}
+    # the GCS and the runtime-env agent are probed below; setproctitle hides the agent's environment
+    unchecked = {key: value for key, value in exposed.items()
+                 if key[0] != driver and value[2] != "token" and not any(name in value[0] for name in ("gcs_server", "RuntimeEnvAgent"))}
+    assert unchecked == {}
+    assert not any("dashboard" in line for line, _, _ in sockets.values())
+    assert answers["the token"] == "ANSWERED"  # the probe can tell an open GCS from a closed one
+    assert answers["no token"].startswith("REFUSED") and answers["wrong token"].startswith("REFUSED"), answers
+    assert answers["agent"] == 401
     assert "dense source" in result.stdout and "frozen source" in result.stdout
     client, parents, children = mlflow_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 2
@@ -89,6 +147,10 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path):
     assert {child.data.tags["family"] for child in children} == {"dense", "frozen"}
     assert parent.data.tags["git_revision"] and parent.data.tags["version.torch"] != "not installed"
     assert parent.data.params["search"] == "grid"
+    experiment = parent.info.experiment_id  # the summary leads to the runs page and the parent's front plot
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} --host 127.0.0.1" in result.stdout
+    assert f"http://127.0.0.1:5000/#/experiments/{experiment}/runs?workflowType=machine_learning" in result.stdout
+    assert f"/#/experiments/{experiment}/runs/{parent.info.run_id}/artifacts/pareto_fronts.png?" in result.stdout
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.params["config.ticket.sparsity"] == "0.5"
@@ -104,21 +166,11 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path):
     dense = fronts["families"]["dense"]["front"][0]
     assert frozen["size_bits"] < dense["size_bits"]  # half frozen: about half the mask bits
 
-    again = run_sweep(tmp_path, "--smoke")  # finished sweep: nothing reruns, nothing duplicates
-    assert again.returncode == 0, again.stderr[-3000:]
-    _, parents_after, children_after = mlflow_runs(tmp_path)
-    assert len(parents_after) == 1 and len(children_after) == 2
 
-    elsewhere = subprocess.run([*sweep_command(tmp_path, "--smoke"), "--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}"],
-                               cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
-    assert elsewhere.returncode == 2  # the sweep's MLflow runs live in the first store: refuse to split them
-    assert f"records into sqlite:///{tmp_path / 'mlflow.db'}, not sqlite:///{tmp_path / 'other.db'}" in elsewhere.stderr
-
-
-def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path):
-    config = write_sweep(tmp_path, epochs=4)  # 5 trials: baseline, dense, pruned (f=0.3), frozen x2
+def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, marked_env):
+    config = write_sweep(tmp_path, epochs=3)  # 5 trials: baseline, dense, pruned (f=0.3), frozen x2; pruned f=0.6 > k
     process = subprocess.Popen(sweep_command(tmp_path, "--config", str(config), "--max-concurrent", "1"),
-                               cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=tmp_path, env=marked_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:
         # the state file appears once the driver has created the MLflow tables: only then read them
@@ -126,19 +178,33 @@ def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path):
             break
         time.sleep(0.5)
     time.sleep(3)  # let it get into the next trial
+    ours = (tmp_path, Path(marked_env["RAY_TMPDIR"]))
+    names = {p.name() for p in marked_processes(marked_env[MARK], ours)}
+    assert {"gcs_server", "raylet"} <= names and any("RuntimeEnvAgent" in name for name in names)  # the marks reach Ray
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # the killed driver's GCS and raylet die with it; its agents would linger a minute: the resume ends them
+    time.sleep(2)
+    assert not {"gcs_server", "raylet"} & {p.name() for p in marked_processes(marked_env[MARK], ours)}
     _, _, before = mlflow_runs(tmp_path)
     finished_before = {c.data.tags["ray_trial_id"] for c in before if c.info.status == "FINISHED"}
     assert 2 <= len(finished_before) < 5
     trial_dirs = lambda: {p.name.split("_")[3]: p for p in (tmp_path / "ray").glob("small-*/train_trial_*")}  # noqa: E731
     lines_before = {key: len((path / "result.json").read_text().splitlines()) for key, path in trial_dirs().items()
                     if (path / "result.json").exists()}
+    (state,) = (tmp_path / "ray").glob("small-*.sweep.json")
+    pending = state.with_name(state.name.replace(".sweep.json", ".pending"))
+    (pending / "00000_00009").mkdir(parents=True, exist_ok=True)  # as a kill during a report leaves it
+    (pending / "00000_00009" / "state.pt").write_bytes(b"\0" * 4096)
 
-    resumed = run_sweep(tmp_path, "--config", str(config), "--resume")
+    resumed = run_sweep(tmp_path, "--config", str(config), "--resume", env=marked_env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "grid: 1 pruned point left out (a pruned source needs f <= k): pruned k=0.5 f=0.6 seed=0" in resumed.stdout
+    assert "processes left by the killed driver of this sweep" in resumed.stderr
+    assert wait_until_gone(marked_env[MARK], ours) == []  # no stray Ray process of either run
+    assert not pending.exists() and not list((tmp_path / "tmp").glob("frozen-slt-checkpoint-*"))
     client, parents, children = mlflow_runs(tmp_path)
-    assert len(parents) == 1 and len(children) == 5
+    assert len(parents) == 1 and len(children) == 5 and parents[0].info.status == "FINISHED"
     assert max(Counter(c.data.tags["ray_trial_id"] for c in children).values()) == 1
     assert all(c.info.status == "FINISHED" for c in children)
     assert_no_duplicate_epochs(client, children)
@@ -147,51 +213,39 @@ def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path):
     for child in children:
         trial = child.data.tags["ray_trial_id"]
         epochs = [json.loads(line)["epoch"] for line in (dirs[trial.split("_")[1]] / "result.json").read_text().splitlines()]
-        assert epochs[-1] == 4
+        assert epochs[-1] == 3
         if trial in finished_before:  # finished trials were not run again
             assert len(epochs) == lines_before[trial.split("_")[1]]
 
 
-def test_failing_trials_retry_from_checkpoints_or_are_reported(tmp_path):
-    result = run_sweep(tmp_path, "--smoke", "--inject-fault", "1")
-    assert result.returncode == 0, result.stderr[-3000:]
-    client, _, children = mlflow_runs(tmp_path)
-    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
-    assert_no_duplicate_epochs(client, children)  # the retry resumed after epoch 0 instead of starting over
-    assert len(list((tmp_path / "ray").glob("*.faults/*.failed"))) == 2
-
-    config = write_sweep(tmp_path, name="fragile", baseline="false", epochs=1, max_failures=0)
-    failing = run_sweep(tmp_path, "--config", str(config), "--inject-fault", "1")
+def test_trials_that_keep_failing_are_reported(tmp_path):
+    config = write_sweep(tmp_path, name="fragile", baseline="false", max_failures=0)  # --smoke: dense and frozen
+    failing = run_sweep(tmp_path, "--config", str(config), "--smoke", "--inject-fault", "1")
     assert failing.returncode == 1
-    assert failing.stdout.count("FAILED ") == 4 and "fault drill" in failing.stdout
-    _, _, children = mlflow_runs(tmp_path)
-    fragile = [c for c in children if c.data.tags.get("family") and c.info.status == "FAILED"]
-    assert len(fragile) == 4 and all("fault drill" in c.data.tags["error"] for c in fragile)
+    assert failing.stdout.count("FAILED ") == 2 and "fault drill" in failing.stdout
+    _, parents, children = mlflow_runs(tmp_path)
+    assert len(children) == 2 and all(c.info.status == "FAILED" and "fault drill" in c.data.tags["error"] for c in children)
+    assert parents[0].info.status == "FAILED"  # a trial gave up
 
 
-def test_optuna_sweep_keeps_its_study_in_a_database(tmp_path):
+def test_optuna_sweep_keeps_its_study_and_failed_trials_retry_from_checkpoints(tmp_path):
     config = write_sweep(tmp_path, name="searched", search="optuna", epochs=1, samples=3)
-    result = run_sweep(tmp_path, "--config", str(config))
+    result = run_sweep(tmp_path, "--config", str(config), "--inject-fault", "1")  # every trial fails once at epoch 1
     assert result.returncode == 0, result.stderr[-3000:]
     (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
     summaries = optuna.get_all_study_summaries(f"sqlite:///{database}")
     study = optuna.load_study(study_name=summaries[0].study_name, storage=f"sqlite:///{database}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 3 and all(len(t.values) == 2 for t in complete)
-    _, _, children = mlflow_runs(tmp_path)
-    assert len(children) == 3
     for trial in complete:
         accuracy, bits = trial.values
         assert 0 <= accuracy <= 1 and bits > 0
-
-
-def test_resources_the_cluster_lacks_fail_at_once(tmp_path):
-    result = run_sweep(tmp_path, "--smoke", "--gpus-per-trial", "0.5", timeout=120)
-    assert result.returncode == 2
-    assert "ask for 0.5 GPU each but the Ray cluster has 0 GPUs" in result.stderr
-    result = run_sweep(tmp_path, "--smoke", "--cpus-per-trial", "4096", timeout=120)
-    assert result.returncode == 2
-    assert "ask for 4096 CPUs each but the Ray cluster has" in result.stderr
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    assert parents[0].info.status == "FINISHED"
+    assert_no_duplicate_epochs(client, children)  # each retry resumed after epoch 0 instead of starting over
+    failed_once = {path.stem for path in (tmp_path / "ray").glob("*.faults/*.failed")}
+    assert failed_once == {c.data.tags["config_hash"] for c in children}
 
 
 def free_port():
@@ -200,28 +254,38 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_two_node_cluster_on_localhost(tmp_path):
+def test_two_node_cluster_on_localhost(tmp_path, marked_env):
+    # `ray start` (unlike a local ray.init) needs token authentication asked for; both nodes share the token
+    env = {**marked_env, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     port = free_port()
     ray = str(Path(sys.executable).with_name("ray"))
     common = ["--num-cpus", "1", "--num-gpus", "0", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                             "--include-dashboard", "false", *common], env=ENV, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    head = subprocess.Popen([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
+                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     nodes = []
     try:
         time.sleep(5)
-        worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common],
-                                  env=ENV, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", *common],
+                                  env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         nodes.append(worker)
         probe = ("import ray,time\nray.init(address='127.0.0.1:%d')\nfor _ in range(60):\n"
                  "    alive=[n for n in ray.nodes() if n['Alive']]\n    if len(alive)==2: break\n    time.sleep(1)\n"
                  "print(len(alive))" % port)
-        count = subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True, text=True, timeout=120)
+        count = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
         assert count.stdout.strip().endswith("2"), count.stderr[-2000:]
-        result = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}")
+        lacking = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", "--gpus-per-trial", "0.5", env=env)
+        assert lacking.returncode == 2  # Ray would wait forever for a GPU that is not there
+        assert "ask for 0.5 GPU each but the Ray cluster has 0 GPUs" in lacking.stderr
+        assert not (tmp_path / "mlflow.db").exists()  # refused before any MLflow run was opened
+        result = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", env=env)
         assert result.returncode == 0, result.stderr[-3000:]
         _, parents, children = mlflow_runs(tmp_path)
         assert len(parents) == 1 and len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+        again = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", env=env)
+        assert again.returncode == 0, again.stderr[-3000:]  # a finished sweep: nothing reruns, nothing duplicates
+        _, parents_after, children_after = mlflow_runs(tmp_path)
+        assert [p.info.run_id for p in parents_after] == [p.info.run_id for p in parents] and len(children_after) == 2
+        assert parents_after[0].info.status == "FINISHED"
     finally:
         for process in [*nodes, head]:
             os.killpg(process.pid, signal.SIGTERM)
@@ -231,3 +295,4 @@ def test_two_node_cluster_on_localhost(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+    assert wait_until_gone(marked_env[MARK], (tmp_path, Path(marked_env["RAY_TMPDIR"]))) == []

@@ -2,12 +2,16 @@
 
 The reporter forwards every evaluated epoch to ``tune.report`` together with that epoch's checkpoint;
 the store reads ``tune.get_checkpoint()``, so a retried or resumed trial continues from its last epoch.
+
+A checkpoint is written to a directory of the trial's own before Ray copies it into the storage, and
+that directory is removed after the report. ``tune.report`` blocks until the driver takes the result,
+so a driver killed meanwhile leaves it behind: it lives under a directory the sweep clears when it
+starts again (``pending_root``), or, without one, in the trial's directory of the Ray session.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +33,10 @@ class InjectedFault(RuntimeError):
 
 
 class TuneStore:
-    """Checkpoint store on top of Ray: load from ``tune.get_checkpoint``, save into a directory for the next report."""
+    """Checkpoint store on top of Ray: load from ``tune.get_checkpoint``, save into ``directory`` for the next report."""
 
-    def __init__(self) -> None:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
         self.pending: Path | None = None
 
     def load(self) -> dict[str, Any] | None:
@@ -42,8 +47,9 @@ class TuneStore:
             return read_checkpoint(Path(directory) / STATE_FILE)
 
     def save(self, state: dict[str, Any]) -> None:
-        self.discard()
-        self.pending = Path(tempfile.mkdtemp(prefix="frozen-slt-checkpoint-"))
+        shutil.rmtree(self.directory, ignore_errors=True)  # the last epoch's, or one left by a killed attempt
+        self.directory.mkdir(parents=True)
+        self.pending = self.directory
         write_checkpoint(self.pending / STATE_FILE, state)
 
     def discard(self) -> None:
@@ -99,11 +105,21 @@ def _use_assigned_cpus() -> None:
         torch.set_num_threads(max(1, int(cpus)))
 
 
-def train_trial(point: dict[str, Any], base: dict[str, Any], fault: dict[str, Any] | None = None) -> None:
+def pending_directory(pending_root: str | None) -> Path:
+    """Where this trial writes a checkpoint until Ray has copied it: ``pending_root/<trial id>`` (a
+    directory the sweep clears when it starts), else inside the trial's directory of the Ray session."""
+    context = tune.get_context()
+    if pending_root is not None:
+        return Path(pending_root) / context.get_trial_id()
+    return Path(context.get_trial_dir()) / "pending-checkpoint"
+
+
+def train_trial(point: dict[str, Any], base: dict[str, Any], fault: dict[str, Any] | None = None,
+                pending_root: str | None = None) -> None:
     """Ray Tune function trainable. ``point`` is the trial's search point, ``base`` an ExperimentConfig dict."""
     config = point_config(ExperimentConfig.from_dict(base), trial_point(point))
     _use_assigned_cpus()
-    store = TuneStore()
+    store = TuneStore(pending_directory(pending_root))
     try:
         fit(config, TuneReporter(store, config, fault), store)
     finally:
