@@ -28,9 +28,19 @@ def _check_choice(name: str, value: str, choices) -> None:
         raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(sorted(choices))}")
 
 
+#: Seeds are stored (and counted by the memory accounting) as 64-bit integers.
+SEED_LIMIT = 2**63 - 1
+
+
 def _check_int(name: str, value: int, minimum: int = 0) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_seed(name: str, value: int) -> None:
+    _check_int(name, value)
+    if value > SEED_LIMIT:
+        raise ConfigError(f"{name} must be an integer in [0, 2**63 - 1] (seeds are stored in 64 bits), got {value!r}")
 
 
 def _check_bool(name: str, value: bool) -> None:
@@ -76,7 +86,7 @@ class TicketSpec:
         if self.scale == "static" and self.sparsity >= 1:
             raise ConfigError("scale='static' needs sparsity < 1 (its factor is 1/sqrt(1 - sparsity))")
         for name in ("weight_seed", "score_seed", "freeze_seed"):
-            _check_int(name, getattr(self, name))
+            _check_seed(name, getattr(self, name))
 
     @property
     def freeze_ratio(self) -> float:
@@ -111,8 +121,8 @@ class DataSpec:
         _check_optional_path("data_dir", self.data_dir)
         _check_bool("download", self.download)
         _check_bool("augment", self.augment)
-        _check_int("split_seed", self.split_seed)
-        _check_int("order_seed", self.order_seed)
+        _check_seed("split_seed", self.split_seed)
+        _check_seed("order_seed", self.order_seed)
         _check_int("num_workers", self.num_workers)
 
 
