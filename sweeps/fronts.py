@@ -22,7 +22,7 @@ from trainables.points import TICKET_FAMILIES  # noqa: E402
 
 COLOURS = {"dense": "tab:blue", "pruned": "tab:orange", "frozen": "tab:green", "weight_trained": "black"}
 COLUMNS = ("family", "size_bits", "val_accuracy", "test_accuracy", "sparsity", "freeze_ratio", "lock_share",
-           "seed", "config_hash", "trial_id")
+           "seed", "config_hash", "trial_id", "ticket_file", "ticket_artifact", "mlflow_run_id")
 
 
 def compute_fronts(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -45,7 +45,20 @@ def compute_fronts(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "hypervolume": hypervolume(points, reference),
             "trials": len(members),
         }
+    out["smallest_reaching_baseline"] = smallest_reaching_baseline(out)
     return out
+
+
+def smallest_reaching_baseline(fronts: dict[str, Any]) -> dict[str, Any] | None:
+    """The smallest point of the frozen front whose validation accuracy reaches the weight-trained
+    baseline's (the best one, when several seeds ran); None when no point does or either is missing."""
+    baselines = fronts["weight_trained"]
+    frozen = fronts["families"].get("frozen")
+    if not baselines or frozen is None:
+        return None
+    target = max(b["val_accuracy"] for b in baselines)
+    reaching = [r for r in frozen["front"] if r["val_accuracy"] >= target]
+    return min(reaching, key=lambda r: r["size_bits"]) if reaching else None
 
 
 def write_tables(fronts: dict[str, Any], directory: Path) -> list[Path]:
@@ -102,13 +115,33 @@ def format_fronts(fronts: dict[str, Any]) -> str:
     lines = []
     for family, data in fronts["families"].items():
         lines.append(f"{family} source: {data['trials']} trials, hypervolume {data['hypervolume']:.4f}")
-        lines.append(f"  {'size (bits)':>14}  {'val %':>6}  {'test %':>6}  {'k':>5}  {'f':>5}  s")
+        lines.append(f"  {'size (bits)':>14}  {'val %':>6}  {'test %':>6}  {'k':>5}  {'f':>5}  {'s':<5}  ticket file")
         for r in data["front"]:
             share = r.get("lock_share")
             share = "-" if share in (None, "") else (share if isinstance(share, str) else f"{share:.3f}")
             lines.append(f"  {r['size_bits']:>14,}  {100 * r['val_accuracy']:6.2f}  {100 * r['test_accuracy']:6.2f}  "
-                         f"{r.get('sparsity') or 0:5.3f}  {r.get('freeze_ratio') or 0:5.3f}  {share}")
+                         f"{r.get('sparsity') or 0:5.3f}  {r.get('freeze_ratio') or 0:5.3f}  {share:<5}  "
+                         f"{_shown_path(r.get('ticket_file'))}")
     for baseline in fronts["weight_trained"]:
         lines.append(f"weight-trained dense: {baseline['size_bits']:,} bits, val {100 * baseline['val_accuracy']:.2f}%, "
                      f"test {100 * baseline['test_accuracy']:.2f}%")
+    if fronts["weight_trained"] and "frozen" in fronts["families"]:
+        best = fronts.get("smallest_reaching_baseline")
+        target = 100 * max(b["val_accuracy"] for b in fronts["weight_trained"])
+        if best is None:
+            lines.append(f"no frozen ticket on the front reaches the weight-trained val accuracy {target:.2f}%")
+        else:
+            lines.append(f"smallest frozen ticket reaching the weight-trained val accuracy {target:.2f}%: "
+                         f"{best['size_bits']:,} bits, val {100 * best['val_accuracy']:.2f}%  "
+                         f"{_shown_path(best.get('ticket_file'))}")
     return "\n".join(lines)
+
+
+def _shown_path(path: str | None) -> str:
+    """A ticket file's path, relative to the working directory when it lies below it."""
+    if not path:
+        return "-"
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path

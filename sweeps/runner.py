@@ -21,6 +21,7 @@ from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
 from .progress import ProgressCallback
 from .space import OptunaSpace, SweepPlan, plan_sweep
 from .spec import SweepSpec
+from .tickets import artifact_uri, hand_back_ticket
 from .tracking import SweepTracker
 
 TRAINABLES = Path(__file__).resolve().parents[1] / "trainables"
@@ -46,6 +47,7 @@ class SweepOutcome:
     failed: list[tuple[str, str]] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # grid points left out: pruned with f > k
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> its last Ray checkpoint
     fronts: dict[str, Any] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
     experiment_id: str = ""
@@ -165,7 +167,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
             {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name,
              "local_ray": local_ray_record() if started else None}).encode())
         base = spec.base_config()
-        callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict())
+        callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict(), str(_tickets_dir(spec, options)))
         _clear_pending(spec, options)  # checkpoints a killed run left in flight: no trial of this sweep runs now
         grid = _tuner(spec, options, plan, callback, restore).fit()
         _clear_pending(spec, options)
@@ -202,7 +204,31 @@ def _collect(grid, base: ExperimentConfig) -> SweepOutcome:
             outcome.unfinished.append(trial)
         else:
             outcome.records.append(record)
+            outcome.checkpoints[record["trial_id"]] = result.checkpoint
     return outcome
+
+
+def _results_dir(spec: SweepSpec, options: SweepOptions) -> Path:
+    return options.local_dir / f"{spec.run_name}.results"
+
+
+def _tickets_dir(spec: SweepSpec, options: SweepOptions) -> Path:
+    return _results_dir(spec, options) / "tickets"
+
+
+def _hand_back_tickets(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome) -> None:
+    """Give every finished ticket trial's record its ticket file and MLflow run (see sweeps.tickets)."""
+    run_ids = tracker.child_run_ids()
+    for record in outcome.records:
+        trial_id = record["trial_id"]
+        record["mlflow_run_id"] = run_ids.get(trial_id, "")
+        if record["family"] == "weight_trained" or not record["mlflow_run_id"]:
+            continue
+        path = hand_back_ticket(tracker.client, record["mlflow_run_id"], outcome.checkpoints.get(trial_id),
+                                _tickets_dir(spec, options), trial_id)
+        if path is not None:
+            record["ticket_file"] = str(path)
+            record["ticket_artifact"] = artifact_uri(record["mlflow_run_id"], trial_id)
 
 
 def _spec_params(spec: SweepSpec) -> dict[str, Any]:
@@ -211,8 +237,9 @@ def _spec_params(spec: SweepSpec) -> dict[str, Any]:
 
 def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome) -> None:
     """Fronts, tables, plot and hypervolumes into the parent run."""
+    _hand_back_tickets(spec, options, tracker, outcome)
     outcome.fronts = compute_fronts(outcome.records)
-    directory = options.local_dir / f"{spec.run_name}.results"
+    directory = _results_dir(spec, options)
     outcome.artifacts = write_tables(outcome.fronts, directory)
     if outcome.records:
         base = spec.base_config()

@@ -23,6 +23,8 @@ from ray import tune
 from frozen_slt.config import ExperimentConfig
 from trainables.points import point_config, trial_point
 
+from .tickets import hand_back_ticket
+
 log = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
@@ -120,6 +122,12 @@ class SweepTracker:
             self.end("FAILED")
             raise
 
+    def child_run_ids(self) -> dict[str, str]:
+        """``{Ray trial id: MLflow run id}`` of the parent's child runs."""
+        children = self.client.search_runs([self.experiment_id], max_results=10000,
+                                           filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}'")
+        return {child.data.tags[TRIAL_TAG]: child.info.run_id for child in children if TRIAL_TAG in child.data.tags}
+
     def end(self, status: str) -> None:
         """End the parent run with ``status``, and with it every child run still RUNNING (trials the sweep
         stopped); a resumed sweep sets them RUNNING again."""
@@ -199,8 +207,9 @@ class MlflowTrialCallback(tune.Callback):
     It holds only plain values, so Ray can store it with the experiment and bring it back on restore.
     """
 
-    def __init__(self, tracking_uri: str, parent_id: str, base_config: dict[str, Any]):
+    def __init__(self, tracking_uri: str, parent_id: str, base_config: dict[str, Any], tickets_dir: str):
         self.tracking_uri, self.parent_id, self.base_config = tracking_uri, parent_id, base_config
+        self.tickets_dir = tickets_dir
         self._logger: TrialLogger | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -226,7 +235,9 @@ class MlflowTrialCallback(tune.Callback):
         self.logger.log_epoch(self._run_id(trial), result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.logger.finish_child(self._run_id(trial), trial.last_result or None)
+        run_id = self._run_id(trial)
+        hand_back_ticket(self.logger.client, run_id, trial.checkpoint, self.tickets_dir, trial.trial_id)
+        self.logger.finish_child(run_id, trial.last_result or None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.logger.finish_child(self._run_id(trial), None, error=last_error(trial))

@@ -9,6 +9,7 @@ authentication on (Ray 2.60 cannot bind its services to 127.0.0.1, see README: S
 a fresh one in RAY_AUTH_TOKEN, so no test reads or writes ~/.ray/auth_token.
 """
 
+import csv
 import json
 import os
 import secrets
@@ -25,7 +26,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+import mlflow
 from mlflow.tracking import MlflowClient
+
+from frozen_slt.ticket import read_ticket
 
 from ray_processes import (MARK, gcs_answers, http_status_without_token, is_loopback, listening_sockets,
                            marked_processes, wait_until_gone)
@@ -165,6 +169,21 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, mar
     frozen = fronts["families"]["frozen"]["front"][0]
     dense = fronts["families"]["dense"]["front"][0]
     assert frozen["size_bits"] < dense["size_bits"]  # half frozen: about half the mask bits
+    # every finished ticket trial hands back its ticket file: in its child run and named by the front tables
+    by_run = {child.info.run_id: child for child in children}
+    for point in (frozen, dense):
+        child = by_run[point["mlflow_run_id"]]
+        assert [a.path for a in client.list_artifacts(child.info.run_id, "ticket")] == [f"ticket/{point['trial_id']}.slt"]
+        ticket = read_ticket(point["ticket_file"])
+        assert ticket.config_hash == child.data.tags["config_hash"] == point["config_hash"]
+        assert ticket.val_accuracy == point["val_accuracy"] and ticket.mask.numel() + 64 * (1 + (point is frozen)) == point["size_bits"]
+        assert point["ticket_artifact"] == f"runs:/{child.info.run_id}/ticket/{point['trial_id']}.slt"
+        downloaded = mlflow.artifacts.download_artifacts(point["ticket_artifact"], dst_path=str(tmp_path / "dl"),
+                                                         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+        assert Path(downloaded).read_bytes() == Path(point["ticket_file"]).read_bytes()
+    with open(Path(client.download_artifacts(parent.info.run_id, "pareto_front_frozen.csv", str(tmp_path)))) as handle:
+        assert next(csv.DictReader(handle))["ticket_file"] == frozen["ticket_file"]
+    assert Path(frozen["ticket_file"]).name in result.stdout
 
 
 def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, marked_env):

@@ -21,11 +21,14 @@ from ray import tune
 
 from frozen_slt.checkpoint import read_checkpoint, write_checkpoint
 from frozen_slt.config import ExperimentConfig
+from frozen_slt.ticket import write_ticket
 from frozen_slt.train import Reporter, fit
 
 from .points import point_config, trial_point
 
 STATE_FILE = "state.pt"
+#: The trial's ticket file (docs/ticket-format.md), written into its final checkpoint.
+TICKET_FILE = "ticket.slt"
 
 
 class InjectedFault(RuntimeError):
@@ -33,10 +36,14 @@ class InjectedFault(RuntimeError):
 
 
 class TuneStore:
-    """Checkpoint store on top of Ray: load from ``tune.get_checkpoint``, save into ``directory`` for the next report."""
+    """Checkpoint store on top of Ray: load from ``tune.get_checkpoint``, save into ``directory`` for the next report.
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    The final checkpoint of a ticket trial also holds the ticket file of its best-validation epoch, so
+    the sweep finds it in the trial's last checkpoint in the storage, wherever the trial ran.
+    """
+
+    def __init__(self, directory: Path, config: ExperimentConfig) -> None:
+        self.directory, self.config = directory, config
         self.pending: Path | None = None
 
     def load(self) -> dict[str, Any] | None:
@@ -51,6 +58,8 @@ class TuneStore:
         self.directory.mkdir(parents=True)
         self.pending = self.directory
         write_checkpoint(self.pending / STATE_FILE, state)
+        if not self.config.weight_trained and state["epoch"] >= self.config.train.epochs:
+            write_ticket(self.pending / TICKET_FILE, self.config, state)
 
     def discard(self) -> None:
         if self.pending is not None:
@@ -119,7 +128,7 @@ def train_trial(point: dict[str, Any], base: dict[str, Any], fault: dict[str, An
     """Ray Tune function trainable. ``point`` is the trial's search point, ``base`` an ExperimentConfig dict."""
     config = point_config(ExperimentConfig.from_dict(base), trial_point(point))
     _use_assigned_cpus()
-    store = TuneStore(pending_directory(pending_root))
+    store = TuneStore(pending_directory(pending_root), config)
     try:
         fit(config, TuneReporter(store, config, fault), store)
     finally:
