@@ -114,6 +114,15 @@ def test_cli_refuses_a_missing_copy_with_status_2_and_no_traceback(tmp_path):
     assert len(errors) == 1 and "ogbn-arxiv not found" in errors[0] and "--download" in errors[0]
 
 
+def test_train_help_lists_the_graph_datasets_and_their_recipes():
+    from frozen_slt.cli import build_parser
+
+    (commands,) = [action for action in build_parser()._actions if hasattr(action, "choices") and action.choices]
+    squeezed = "".join(commands.choices["train"].format_help().split())  # argparse wraps lines, also at hyphens
+    assert "Datasets:digits,cifar10,imagenet,ogbn-arxiv,synthetic-arxiv." in squeezed
+    assert "synthetic-arxiv(optimizer=adamw,lr=0.01,weight_decay=0.0001,distribution=epl,epochs=40)" in squeezed
+
+
 def test_graph_recipe_follows_the_papers_text():
     config = ExperimentConfig.from_settings({"model": "gin", "dataset": "ogbn-arxiv"})
     recipe = config.train
