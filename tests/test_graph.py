@@ -2,9 +2,11 @@
 OGB's Evaluator, full-batch training of the three GIN families, and exact resume."""
 
 import math
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from frozen_slt.specs import DataSpec
 from frozen_slt.train import Reporter, fit
 
 CPU = torch.device("cpu")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +107,24 @@ def test_download_unpacks_ogbs_archive_where_ogb_would(tmp_path, monkeypatch):
     data = load_dataset("ogbn-arxiv", DataSpec(data_dir=str(tmp_path / "data"), download=True), CPU)
     assert data.num_nodes == NODES and (tmp_path / "data" / "ogbn_arxiv" / "raw").is_dir()
     assert not (tmp_path / "data" / "arxiv.zip").exists()
+
+
+def test_ogb_is_imported_without_its_pypi_version_check(tmp_path):
+    fake = tmp_path / "outdated"  # stands in for the `outdated` package: records whether ogb asked it
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "def check_outdated(package, version):\n"
+        f"    open({str(tmp_path / 'asked')!r}, 'w').write(package)\n"
+        "    return False, version\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+
+    def run(code):
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+        return (tmp_path / "asked").exists()
+
+    assert run("import ogb, time; time.sleep(1)")  # the control: a plain import asks PyPI
+    (tmp_path / "asked").unlink()
+    assert not run("from frozen_slt.data.graph import import_ogb_nodeproppred as i; i(); import outdated, time; time.sleep(1)")
 
 
 def test_cli_refuses_a_missing_copy_with_status_2_and_no_traceback(tmp_path):
