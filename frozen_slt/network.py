@@ -33,8 +33,11 @@ class Network:
     fingerprint: str
     channels_last: bool = False
 
-    def prepare_input(self, images: torch.Tensor) -> torch.Tensor:
-        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+    def prepare_inputs(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """The model's inputs in its memory format: channels-last images when asked for (only ever set for images)."""
+        if not self.channels_last:
+            return inputs
+        return tuple(tensor.contiguous(memory_format=torch.channels_last) for tensor in inputs)
 
     def memory_report(self) -> MemoryReport:
         return account_memory(self.freeze_counts, batchnorm_stat_values(self.model))

@@ -22,6 +22,8 @@ from torch.nn import functional as F
 from .checkpoint import CheckpointStore
 from .config import ExperimentConfig
 from .data import load_dataset
+from .data.base import EVAL_SPLITS
+from .data.loop import LoopData, loop_view, select_rows
 from .errors import FrozenSLTError, TrainingDivergedError
 from .memory import MemoryReport
 from .network import Network, build_network
@@ -101,18 +103,18 @@ def _autocast(network: Network, config: ExperimentConfig):
     return torch.autocast(network.device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def train_epoch(network: Network, data, optimizer, config: ExperimentConfig, epoch: int, reporter: Reporter) -> dict[str, float]:
+def train_epoch(network: Network, data: LoopData, optimizer, config: ExperimentConfig, epoch: int, reporter: Reporter) -> dict[str, float]:
     """One pass over the training split; τ is recomputed after every optimizer step (docs/method.md §4)."""
     model = network.model
     model.train()
     loss_sum = torch.zeros((), device=network.device)
     correct = torch.zeros((), dtype=torch.int64, device=network.device)
     seen = 0
-    steps = data.num_train_batches(config.train.batch_size)
-    for step, (images, labels) in enumerate(data.train_batches(config.train.batch_size, epoch), start=1):
-        images = network.prepare_input(images)
+    steps = data.num_train_steps(config.train.batch_size)
+    for step, (inputs, labels, rows) in enumerate(data.train_steps(config.train.batch_size, epoch), start=1):
+        inputs = network.prepare_inputs(inputs)
         with _autocast(network, config):
-            logits = model(images)
+            logits = select_rows(model(*inputs), rows)
             loss = F.cross_entropy(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,20 +132,24 @@ def train_epoch(network: Network, data, optimizer, config: ExperimentConfig, epo
 
 
 @torch.no_grad()
-def evaluate(network: Network, data, split: str, config: ExperimentConfig) -> dict[str, float]:
-    """Top-1 accuracy and mean cross-entropy of the current model on ``split``."""
-    model = network.model
-    model.eval()
-    loss_sum = torch.zeros((), device=network.device)
-    correct = torch.zeros((), dtype=torch.int64, device=network.device)
-    seen = 0
-    for images, labels in data.eval_batches(split, config.train.eval_batch_size):
+def evaluate_splits(network: Network, data, config: ExperimentConfig, splits: tuple[str, ...] = EVAL_SPLITS) -> dict[str, float]:
+    """Mean cross-entropy and top-1 accuracy of the current model on each of ``splits``, in one evaluation.
+
+    ``data`` is an image dataset (evaluated batch by batch, split by split) or a graph (one forward pass
+    over the whole graph shared by every split, accuracy by OGB's Evaluator).
+    """
+    network.model.eval()
+
+    def forward(*inputs: torch.Tensor) -> torch.Tensor:
         with _autocast(network, config):
-            logits = model(network.prepare_input(images))
-        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
-        correct += (logits.argmax(1) == labels).sum()
-        seen += labels.numel()
-    return {f"{split}_loss": loss_sum.item() / max(seen, 1), f"{split}_accuracy": correct.item() / max(seen, 1)}
+            return network.model(*network.prepare_inputs(inputs))
+
+    return loop_view(data).evaluate(forward, splits, config.train.eval_batch_size)
+
+
+def evaluate(network: Network, data, split: str, config: ExperimentConfig) -> dict[str, float]:
+    """``{split}_loss`` and ``{split}_accuracy`` of the current model on one split (see :func:`evaluate_splits`)."""
+    return evaluate_splits(network, data, config, (split,))
 
 
 @dataclass
@@ -157,8 +163,7 @@ class _Progress:
 
 def _record_epoch(network: Network, data, config: ExperimentConfig, progress: _Progress, train_metrics: dict, lr: float, seconds: float) -> dict[str, Any]:
     metrics = {"epoch": progress.epoch, **train_metrics, "lr": lr}
-    metrics.update(evaluate(network, data, "val", config))
-    metrics.update(evaluate(network, data, "test", config))
+    metrics.update(evaluate_splits(network, data, config))
     metrics["realised_sparsity"] = network.realised_sparsity()
     metrics["seconds"] = seconds
     if progress.best is None or metrics["val_accuracy"] > progress.best["val_accuracy"]:
@@ -226,7 +231,7 @@ def fit(config: ExperimentConfig, reporter: Reporter | None = None, store: Check
     """Train ``config`` to the end (or continue from ``store``'s newest checkpoint) and return the result."""
     reporter = reporter or Reporter()
     device = resolve_device(config.train.device)
-    data = load_dataset(config.dataset, config.data, device)
+    data = loop_view(load_dataset(config.dataset, config.data, device))
     network = build_network(config, device)
     optimizer = make_optimizer(config, network.model)
     scheduler = make_scheduler(config, optimizer)

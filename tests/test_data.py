@@ -263,11 +263,6 @@ def test_image_folder_missing_or_wrong(tmp_path):
 
 # --- the registry -------------------------------------------------------------------------------------
 
-def test_graph_dataset_is_refused_clearly():
-    with pytest.raises(DatasetError, match="graph training is not available yet; `frozen-slt plan` supports it"):
-        load_dataset("ogbn-arxiv", DataSpec(), CPU)
-
-
 def test_bad_split_and_batch_size():
     data = load_dataset("digits", DataSpec(), CPU)
     with pytest.raises(ValueError, match="valid: val, test"):
