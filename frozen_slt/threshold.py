@@ -91,6 +91,13 @@ def _free_bits(layer: MaskedLayerMixin) -> torch.Tensor:
     return scores.view(torch.int32) & 0x7FFFFFFF
 
 
+def _equal(values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``values == target`` as a bool mask, computed into uint8: torch's CPU comparison writing bool is
+    about twice as slow per element as the same comparison writing uint8, whose 0/1 bytes are valid bools."""
+    out = torch.empty(values.shape, dtype=torch.uint8, device=values.device)
+    return torch.eq(values, target, out=out).view(torch.bool)
+
+
 def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: bool | None = None) -> torch.Tensor:
     """The ``rank``-th smallest (1-based) free ``|S|`` over ``layers``, exactly, as a 0-d float32 tensor.
 
@@ -102,13 +109,14 @@ def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: boo
     bits = [_free_bits(layer) for layer in layers]
     high = [b >> 16 for b in bits]
     counts = sum(_histogram(h, _HIGH_BINS) for h in high)
-    rank_t = torch.tensor([rank], dtype=torch.int64, device=device)
+    rank_t = torch.full((1,), rank, dtype=torch.int64, device=device)  # not torch.tensor: no host-to-device copy
     bucket, inner_rank = _bucket_of_rank(counts, rank_t)
     if fixed_shape:
         low = [torch.where(h == bucket, b & 0xFFFF, _LOW_BINS) for b, h in zip(bits, high)]
         low_counts = sum(_histogram(x, _LOW_BINS + 1) for x in low)[:_LOW_BINS]
     else:
-        low = torch.cat([b[h == bucket] & 0xFFFF for b, h in zip(bits, high)])
+        bucket32 = bucket.to(torch.int32)
+        low = torch.cat([b[_equal(h, bucket32)] & 0xFFFF for b, h in zip(bits, high)])
         low_counts = _histogram(low, _LOW_BINS)
     low_bucket, _ = _bucket_of_rank(low_counts, inner_rank)
     pattern = (bucket << 16) | low_bucket
@@ -118,12 +126,13 @@ def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: boo
 def select_threshold(layers: Sequence[MaskedLayerMixin], counts: SelectionCounts, fixed_shape: bool | None = None) -> torch.Tensor:
     """τ for the given counts: the bit-identical result of :func:`reference_threshold`, without a sort."""
     device = layers[0].score.device
+    # torch.full, not torch.tensor: no host-to-device copy, so no synchronisation on CUDA.
     if counts.zeros == 0:
-        return torch.tensor(-1.0, device=device)
+        return torch.full((), -1.0, device=device)
     if counts.rank <= 0:
-        return torch.tensor(-torch.inf, device=device)
+        return torch.full((), -torch.inf, device=device)
     if counts.rank > counts.free:
-        return torch.tensor(torch.inf, device=device)
+        return torch.full((), torch.inf, device=device)
     return radix_select(layers, counts.rank, fixed_shape)
 
 
