@@ -80,7 +80,8 @@ def _bucket_of_rank(counts: torch.Tensor, rank: torch.Tensor) -> tuple[torch.Ten
     """The bucket holding the ``rank``-th smallest element and the rank inside that bucket."""
     cumulative = counts.cumsum(0)
     bucket = torch.searchsorted(cumulative, rank)
-    return bucket, rank - (cumulative[bucket] - counts[bucket])
+    # gather, not cumulative[bucket]: a plain gather kernel, certainly without a host synchronisation.
+    return bucket, rank - (cumulative.gather(0, bucket) - counts.gather(0, bucket))
 
 
 def _free_bits(layer: MaskedLayerMixin) -> torch.Tensor:
