@@ -92,11 +92,20 @@ def _free_bits(layer: MaskedLayerMixin) -> torch.Tensor:
     return scores.view(torch.int32) & 0x7FFFFFFF
 
 
-def _equal(values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``values == target`` as a bool mask, computed into uint8: torch's CPU comparison writing bool is
-    about twice as slow per element as the same comparison writing uint8, whose 0/1 bytes are valid bools."""
-    out = torch.empty(values.shape, dtype=torch.uint8, device=values.device)
-    return torch.eq(values, target, out=out).view(torch.bool)
+def _positions_equal(values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Indices where ``values == target`` (a 1-element tensor), for a target that few entries match.
+
+    ``nonzero`` over the whole boolean mask costs about as much as three elementwise passes; here the
+    mask (written into uint8, which torch's CPU comparison writes twice as fast as bool, and padded to a
+    multiple of 8) is read as int64 words, ``nonzero`` runs over the 8x fewer words, and only the 8
+    entries of each non-zero word are looked at again.
+    """
+    count = values.numel()
+    mask = torch.zeros((count + 7) // 8 * 8, dtype=torch.uint8, device=values.device)
+    torch.eq(values, target, out=mask[:count])
+    words = mask.view(torch.int64).nonzero().view(-1)
+    candidates = (words.unsqueeze(1) * 8 + torch.arange(8, device=values.device)).view(-1)
+    return candidates[mask[candidates].view(torch.bool)]
 
 
 def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: bool | None = None) -> torch.Tensor:
@@ -117,7 +126,7 @@ def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: boo
         low_counts = sum(_histogram(x, _LOW_BINS + 1) for x in low)[:_LOW_BINS]
     else:
         bucket32 = bucket.to(torch.int32)
-        low = torch.cat([b[_equal(h, bucket32)] & 0xFFFF for b, h in zip(bits, high)])
+        low = torch.cat([b.index_select(0, _positions_equal(h, bucket32)) & 0xFFFF for b, h in zip(bits, high)])
         low_counts = _histogram(low, _LOW_BINS)
     low_bucket, _ = _bucket_of_rank(low_counts, inner_rank)
     pattern = (bucket << 16) | low_bucket
