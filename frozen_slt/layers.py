@@ -29,7 +29,7 @@ def _keep_factor(score: torch.Tensor, free_factor: torch.Tensor | None, frozen_b
                  threshold: torch.Tensor) -> torch.Tensor:
     """The mask as a float tensor of 0s and 1s (a new tensor): ``|S| > τ`` on free entries, 1 locked, 0 pruned.
 
-    Built in three full-size float passes (abs, addcmul, in-place compare) instead of boolean
+    Built in three full-size float passes into one buffer (abs, addcmul, compare) instead of boolean
     ``where``s, whose CPU kernels are several times slower per element. Frozen entries are encoded as
     ``|S|·0 + bias`` with bias +∞ (locked) or −∞ (pruned), compared against τ capped at the largest
     finite float so that a locked entry stays kept when τ = +∞. The result equals the boolean
@@ -38,7 +38,8 @@ def _keep_factor(score: torch.Tensor, free_factor: torch.Tensor | None, frozen_b
     magnitude = score.abs()
     if free_factor is None:
         return magnitude.gt_(threshold)
-    return torch.addcmul(frozen_bias, magnitude, free_factor).gt_(threshold.clamp(max=_FLOAT32_MAX))
+    torch.addcmul(frozen_bias, magnitude, free_factor, out=magnitude)  # in place: one full-size buffer, not two
+    return magnitude.gt_(threshold.clamp(max=_FLOAT32_MAX))
 
 
 class _MaskedWeight(torch.autograd.Function):
