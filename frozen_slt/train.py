@@ -158,11 +158,6 @@ def evaluate_splits(network: Network, data, config: ExperimentConfig, splits: tu
     return loop_view(data).evaluate(forward, splits, config.train.eval_batch_size)
 
 
-def evaluate(network: Network, data, split: str, config: ExperimentConfig) -> dict[str, float]:
-    """``{split}_loss`` and ``{split}_accuracy`` of the current model on one split (see :func:`evaluate_splits`)."""
-    return evaluate_splits(network, data, config, (split,))
-
-
 @dataclass
 class _Progress:
     """What a checkpoint carries besides the model and optimiser."""
