@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="sweep config (TOML); default: %(default)s")
     parser.add_argument("--search", choices=("grid", "optuna"), help="override the config's search")
     parser.add_argument("--num-samples", type=int, help="Optuna trials")
+    parser.add_argument("--scheduler", choices=("fifo", "mo-asha"),
+                        help="override the config's [scheduler] kind: fifo trains every trial to its end, "
+                             "mo-asha stops dominated trials early")
     parser.add_argument("--max-concurrent", type=int, help="trials running at once (default: as many as resources allow)")
     parser.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions pack trials on one GPU")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
@@ -55,7 +58,8 @@ def spec_from_args(args: argparse.Namespace):
     overrides = {"search": args.search, "num_samples": args.num_samples, "max_concurrent": args.max_concurrent,
                  "gpus_per_trial": args.gpus_per_trial, "cpus_per_trial": args.cpus_per_trial}
     spec = replace(spec, **{key: value for key, value in overrides.items() if value is not None})
-    return smoke_spec(spec) if args.smoke else spec
+    spec = smoke_spec(spec) if args.smoke else spec
+    return spec if args.scheduler is None else replace(spec, scheduler=args.scheduler)
 
 
 def options_from_args(args: argparse.Namespace) -> SweepOptions:

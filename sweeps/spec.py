@@ -26,6 +26,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "digits.toml"
 SEARCHES = ("grid", "optuna")
 SAMPLERS = ("nsga2", "tpe")
+SCHEDULERS = ("fifo", "mo-asha")
+_SCHEDULER_FIELDS = ("scheduler", "grace_epochs", "reduction_factor")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -151,6 +153,11 @@ class SweepSpec:
     sparsity_range: tuple[float, float] = _setting((0.05, 0.95), "optuna", "sparsity", _range, "range of k")
     freeze_range: tuple[float, float] = _setting((0.1, 0.9), "optuna", "freeze_ratio", _range, "range of f")
     optuna_storage: str | None = _setting(None, "optuna", "storage", _optional_text, "SQLAlchemy URL of the study")
+    scheduler: str = _setting("fifo", "scheduler", "kind", _choice(*SCHEDULERS),
+                              "fifo (every trial trains its whole budget) or mo-asha (dominated trials stop early)")
+    grace_epochs: int = _setting(1, "scheduler", "grace_epochs", _integer(1), "epoch of MO-ASHA's first rung")
+    reduction_factor: float = _setting(3.0, "scheduler", "reduction_factor", _number(1, strict=True),
+                                       "MO-ASHA's η: rungs at grace_epochs·η^i, the best 1/η of a family go on")
     cpus_per_trial: float = _setting(1.0, "resources", "cpus_per_trial", _number(0, strict=True), "CPUs per trial")
     gpus_per_trial: float = _setting(0.0, "resources", "gpus_per_trial", _number(0, strict=False), "GPUs per trial")
     max_concurrent: int | None = _setting(None, "resources", "max_concurrent", _integer(1, optional=True),
@@ -167,6 +174,15 @@ class SweepSpec:
         if not isinstance(self.experiment, dict):
             _fail("[experiment]", "a table of `frozen-slt train` settings", self.experiment)
         self.base_config()  # validates the experiment settings
+        if self.scheduler == "mo-asha" and not self.rungs():
+            epochs = self.base_config().train.epochs
+            raise SweepConfigError(f"[scheduler] grace_epochs = {self.grace_epochs} leaves no MO-ASHA rung below the "
+                                   f"{epochs} training epochs, so it would stop nothing; use grace_epochs < {epochs} "
+                                   "or kind = \"fifo\"")
+
+    def rungs(self) -> tuple[int, ...]:
+        """Epochs of the MO-ASHA rungs: grace_epochs · η^i below the epoch budget (sweeps.scheduler)."""
+        return rung_epochs(self.grace_epochs, self.reduction_factor, self.base_config().train.epochs)
 
     def base_config(self) -> ExperimentConfig:
         """The ExperimentConfig every trial starts from (before its point is applied)."""
@@ -177,8 +193,10 @@ class SweepSpec:
 
     def sweep_hash(self) -> str:
         """8 hex digits identifying what this sweep computes (resources and concurrency excluded)."""
-        identity = {key: value for key, value in asdict(self).items()
-                    if key not in ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")}
+        excluded = {"cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures"}
+        if self.scheduler == "fifo":  # MO-ASHA's settings change nothing a FIFO sweep computes
+            excluded.update(_SCHEDULER_FIELDS)
+        identity = {key: value for key, value in asdict(self).items() if key not in excluded}
         identity["experiment"] = self.base_config().identity_dict()
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
@@ -186,6 +204,18 @@ class SweepSpec:
     def run_name(self) -> str:
         """Name of the Ray experiment and the MLflow parent run: ``<name>-<sweep hash>``."""
         return f"{self.name}-{self.sweep_hash()}"
+
+
+def rung_epochs(grace_epochs: int, reduction_factor: float, epochs: int) -> tuple[int, ...]:
+    """The rungs: the first epoch at or past ``grace · η^i``, for i = 0, 1, ..., strictly below ``epochs``
+    (a rung at the last epoch would stop nothing); equal neighbours (η close to 1) are counted once."""
+    rungs: list[int] = []
+    power = 0
+    while (rung := math.ceil(grace_epochs * reduction_factor ** power - 1e-9)) < epochs:
+        if not rungs or rung > rungs[-1]:
+            rungs.append(rung)
+        power += 1
+    return tuple(rungs)
 
 
 def _where(spec_field) -> str:
@@ -255,5 +285,5 @@ def smoke_spec(spec: SweepSpec) -> SweepSpec:
     """Two trials of one epoch: a dense and a frozen point (seconds; for tests and quick checks)."""
     return replace(
         spec, experiment=merge_settings(spec.experiment, {"epochs": 1}), families=("dense", "frozen"), weight_trained_baseline=False,
-        search="grid", grid_sparsity=(0.5,), grid_freeze_ratio=(0.5,), seeds=(spec.seeds[0],), num_samples=2, smoke=True,
+        search="grid", grid_sparsity=(0.5,), grid_freeze_ratio=(0.5,), seeds=(spec.seeds[0],), num_samples=2, scheduler="fifo", smoke=True,
     )

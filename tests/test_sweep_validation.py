@@ -50,6 +50,7 @@ def run_main(tmp_path, text, *args):
     (GOOD.replace('["dense", "pruned", "frozen"]', '["pruned"]').replace("[0.3, 0.6]", "[0.6, 0.7]"), [],
      "the grid has no pruned point"),
     (GOOD.replace("[0.3, 0.6]", "[0.0, 0.6]"), [], "[grid] freeze_ratio 0 gives no pruned or frozen source"),
+    (GOOD, ["--scheduler", "mo-asha"], "[scheduler] grace_epochs = 1 leaves no MO-ASHA rung below the 1 training epochs"),
 ])
 def test_bad_sweeps_exit_2_before_ray_or_mlflow_start(tmp_path, capsys, text, args, needle):
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}
