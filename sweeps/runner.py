@@ -20,14 +20,13 @@ from .cluster import check_resources, local_ray_record, reap_local_ray, start_ra
 from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
 from .progress import ProgressCallback
 from .scheduler import MultiObjectiveAsha, stop_records
-from .search import FullBudgetOptunaSearch
-from .space import OptunaSpace, SweepPlan, plan_sweep
+from .search import FamilySearch
+from .space import SweepPlan, plan_sweep, search_budgets
 from .spec import SweepSpec
 from .tickets import artifact_uri, hand_back_ticket
 from .tracking import SweepTracker
 
 TRAINABLES = Path(__file__).resolve().parents[1] / "trainables"
-OBJECTIVES = (["best_val_accuracy", "ticket_bits"], ["max", "min"])
 
 
 @dataclass(frozen=True)
@@ -83,14 +82,13 @@ def _scheduler(spec: SweepSpec, options: SweepOptions) -> MultiObjectiveAsha | N
     return MultiObjectiveAsha(spec.rungs(), spec.reduction_factor, str(_scheduler_path(spec, options)))
 
 
-def _searcher(spec: SweepSpec, options: SweepOptions):
-    import optuna
-
+def _searcher(spec: SweepSpec, options: SweepOptions) -> FamilySearch:
+    """One Optuna study per family (per family and size, size-aware), named ``<run name>.<family>...``."""
     url = spec.optuna_storage or f"sqlite:///{(options.local_dir / f'{spec.run_name}.optuna.db').resolve()}"
-    sampler = (optuna.samplers.NSGAIISampler(seed=spec.sampler_seed) if spec.sampler == "nsga2"
-               else optuna.samplers.TPESampler(seed=spec.sampler_seed, multivariate=True))
-    return FullBudgetOptunaSearch(space=OptunaSpace(spec), metric=OBJECTIVES[0], mode=OBJECTIVES[1], sampler=sampler,
-                        storage=optuna.storages.RDBStorage(url), study_name=spec.run_name)
+    settings = {"strategy": spec.strategy, "budgets": search_budgets(spec), "sparsity_range": list(spec.sparsity_range),
+                "freeze_range": list(spec.freeze_range), "seed": spec.sampler_seed, "trial_seed": spec.trial_seed,
+                "baseline": spec.weight_trained_baseline, "prefix": spec.run_name}
+    return FamilySearch(settings, url)
 
 
 def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, restore: bool):
@@ -110,7 +108,8 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
     if spec.search == "grid":
         param_space, search_alg, samples = {"point": tune.grid_search(plan.points)}, None, 1
     else:
-        param_space, search_alg, samples = {}, _searcher(spec, options), spec.num_samples
+        search_alg = _searcher(spec, options)
+        param_space, samples = {}, search_alg.total
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -258,7 +257,8 @@ def _hand_back_tickets(spec: SweepSpec, options: SweepOptions, tracker: SweepTra
 
 
 def _spec_params(spec: SweepSpec) -> dict[str, Any]:
-    return {key: value for key, value in asdict(spec).items() if key != "experiment"} | {"experiment": spec.experiment}
+    params = {key: value for key, value in asdict(spec).items() if key != "experiment"} | {"experiment": spec.experiment}
+    return params | ({"family_budgets": search_budgets(spec)} if spec.search == "optuna" else {})
 
 
 def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome) -> None:

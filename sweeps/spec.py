@@ -25,9 +25,8 @@ from trainables.points import TICKET_FAMILIES
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "digits.toml"
 SEARCHES = ("grid", "optuna")
-SAMPLERS = ("nsga2", "tpe")
+STRATEGIES = ("size-aware", "nsga2", "tpe", "gp", "random")
 SCHEDULERS = ("fifo", "mo-asha")
-_SCHEDULER_FIELDS = ("scheduler", "grace_epochs", "reduction_factor")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -84,6 +83,15 @@ def _lock_share(where: str, value: Any) -> float | str:
     if not _is_number(value) or not 0 <= value <= 1:
         _fail(where, "a number in [0, 1] or \"proportional\"", value)
     return float(value)
+
+
+def _shares(where: str, value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value or any(key not in TICKET_FAMILIES for key in value) \
+            or not all(_is_number(v) and v > 0 for v in value.values()):
+        _fail(where, f"a table of numbers > 0 keyed by family ({', '.join(TICKET_FAMILIES)})", value)
+    return {key: float(v) for key, v in value.items()}
 
 
 def _seeds(where: str, value: Any) -> tuple[int, ...]:
@@ -147,9 +155,14 @@ class SweepSpec:
     grid_lock_share: float | str = _setting("proportional", "grid", "lock_share", _lock_share,
                                             "lock share s of the frozen family (a number or proportional)")
     seeds: tuple[int, ...] = _setting((0,), "grid", "seeds", _seeds, "seeds of weights, scores, pattern and order")
-    num_samples: int = _setting(24, "optuna", "num_samples", _integer(1), "Optuna trials")
-    sampler: str = _setting("nsga2", "optuna", "sampler", _choice(*SAMPLERS), "Optuna sampler")
-    sampler_seed: int = _setting(0, "optuna", "seed", _integer(0), "seed of the Optuna sampler")
+    num_samples: int = _setting(24, "optuna", "num_samples", _integer(1),
+                                "ticket trials, split over the families by family_shares (the baseline comes on top)")
+    strategy: str = _setting("size-aware", "optuna", "strategy", _choice(*STRATEGIES), "how each family is searched")
+    family_shares: dict[str, float] | None = _setting(None, "optuna", "family_shares", _shares,
+                                                      "each family's share of num_samples (default: even)")
+    sampler_seed: int = _setting(0, "optuna", "seed", _integer(0), "seed of the Optuna samplers")
+    trial_seed: int = _setting(0, "optuna", "trial_seed", _integer(0),
+                               "seed of weights, scores, pattern and order of every Optuna trial and the baseline")
     sparsity_range: tuple[float, float] = _setting((0.05, 0.95), "optuna", "sparsity", _range, "range of k")
     freeze_range: tuple[float, float] = _setting((0.1, 0.9), "optuna", "freeze_ratio", _range, "range of f")
     optuna_storage: str | None = _setting(None, "optuna", "storage", _optional_text, "SQLAlchemy URL of the study")
@@ -174,11 +187,18 @@ class SweepSpec:
         if not isinstance(self.experiment, dict):
             _fail("[experiment]", "a table of `frozen-slt train` settings", self.experiment)
         self.base_config()  # validates the experiment settings
+        if self.family_shares is not None and set(self.family_shares) != set(self.families):
+            raise SweepConfigError(f"[optuna] family_shares names {sorted(self.family_shares)}, but the sweep maps "
+                                   f"families {list(self.families)}: give one share to each of them")
         if self.scheduler == "mo-asha" and not self.rungs():
             epochs = self.base_config().train.epochs
             raise SweepConfigError(f"[scheduler] grace_epochs = {self.grace_epochs} leaves no MO-ASHA rung below the "
                                    f"{epochs} training epochs, so it would stop nothing; use grace_epochs < {epochs} "
                                    "or kind = \"fifo\"")
+
+    def shares(self) -> dict[str, float]:
+        """Each mapped family's share of an Optuna search's trials (``family_shares``, else equal)."""
+        return {family: (self.family_shares or {}).get(family, 1.0) for family in self.families}
 
     def rungs(self) -> tuple[int, ...]:
         """Epochs of the MO-ASHA rungs: grace_epochs · η^i below the epoch budget (sweeps.scheduler)."""
@@ -192,10 +212,10 @@ class SweepSpec:
             raise SweepConfigError(f"[experiment] in sweep {self.name!r}: {error}") from None
 
     def sweep_hash(self) -> str:
-        """8 hex digits identifying what this sweep computes (resources and concurrency excluded)."""
-        excluded = {"cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures"}
-        if self.scheduler == "fifo":  # MO-ASHA's settings change nothing a FIFO sweep computes
-            excluded.update(_SCHEDULER_FIELDS)
+        """8 hex digits identifying what this sweep computes (resources, concurrency and unused sections excluded)."""
+        # settings a sweep does not use change nothing it computes: the other search's, and MO-ASHA's under FIFO
+        unused = {"grid" if self.search == "optuna" else "optuna", "resources", *(("scheduler",) if self.scheduler == "fifo" else ())}
+        excluded = {f.name for f in fields(self) if f.metadata["section"] in unused}
         identity = {key: value for key, value in asdict(self).items() if key not in excluded}
         identity["experiment"] = self.base_config().identity_dict()
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from frozen_slt.config import ExperimentConfig
-from trainables.points import point_config, trial_point
+from trainables.points import coordinates, point_config, trial_point
 from trainables.tune_trainable import trained_full_budget
 
 from .scheduler import stop_records
@@ -241,7 +241,9 @@ class MlflowTrialCallback(tune.Callback):
         point = trial_point(trial.config)
         config = point_config(ExperimentConfig.from_dict(self.base_config), point)
         tags = {"family": config.family, "config_hash": config.config_hash()}
-        params = {"point": dict(point), "config": config.to_dict()}
+        params = {"point": dict(point), "ticket": coordinates(point), "config": config.to_dict()}
+        if "box" in trial.config:  # an Optuna trial: its study and the box coordinates its sampler chose (sweeps.boxes)
+            params["box"], params["study"] = dict(trial.config["box"]), trial.config["study"]
         return self.logger.child(trial.trial_id, str(trial), tags, params)
 
     def on_trial_start(self, iteration, trials, trial, **info):

@@ -1,16 +1,13 @@
 """MO-ASHA without Ray running: decisions on rung tables worked out by hand, the family split, the
-baseline, ties, the decision log across a restart, and Optuna told only full-budget values."""
+baseline, ties, and the decision log across a restart (what Optuna is told: test_sweep_strategies)."""
 
 import json
 from types import SimpleNamespace
 
-import optuna
 import pytest
 
 from sweeps.scheduler import MultiObjectiveAsha, decide, read_decisions, stop_records
-from sweeps.search import FullBudgetOptunaSearch
-from sweeps.space import OptunaSpace
-from sweeps.spec import CONFIG_DIR, SweepConfigError, load_sweep_spec, rung_epochs
+from sweeps.spec import SweepConfigError, load_sweep_spec, rung_epochs
 
 CONTINUE, STOP = "CONTINUE", "STOP"
 
@@ -112,21 +109,6 @@ def test_the_log_is_written_before_the_decision_is_returned(tmp_path):
     assert scheduler.on_trial_result(None, trial("B"), result(2, "frozen", 10, 0.1)) == STOP
     saved = json.loads(path.read_text())
     assert saved["rungs"] == [2] and saved["reduction_factor"] == 2 and saved["decisions"][-1]["trial_id"] == "B"
-
-
-def test_a_study_holds_values_only_from_full_budget_trials():
-    spec = load_sweep_spec(CONFIG_DIR / "digits.toml")
-    searcher = FullBudgetOptunaSearch(space=OptunaSpace(spec), metric=["best_val_accuracy", "ticket_bits"],
-                                      mode=["max", "min"], sampler=optuna.samplers.RandomSampler(seed=0))
-    for trial_id in ("full", "stopped", "failed"):
-        searcher.suggest(trial_id)
-    final = {"best_val_accuracy": 0.9, "ticket_bits": 1000, "epoch": 6, "done": True, "full_budget": True}
-    searcher.on_trial_complete("full", result=final)
-    # a trial a scheduler stopped: Ray marks its last result done, but its budget is not spent
-    searcher.on_trial_complete("stopped", result={**final, "best_val_accuracy": 0.4, "epoch": 1, "full_budget": False})
-    searcher.on_trial_complete("failed", result={**final, "full_budget": False}, error=True)
-    states = {t.number: (t.state.name, t.values) for t in searcher._ot_study.trials}
-    assert states == {0: ("COMPLETE", [0.9, 1000.0]), 1: ("PRUNED", None), 2: ("FAIL", None)}
 
 
 @pytest.mark.parametrize("text, needle", [

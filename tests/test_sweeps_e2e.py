@@ -56,7 +56,7 @@ sparsity = {sparsity}
 freeze_ratio = {freeze}
 [optuna]
 num_samples = {samples}
-sampler = "nsga2"
+strategy = "size-aware"
 sparsity = {optuna_sparsity}
 freeze_ratio = {optuna_freeze}
 [scheduler]
@@ -196,14 +196,11 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, mar
     assert Path(frozen["ticket_file"]).name in result.stdout
 
 
-def test_killed_sweep_resumes_with_its_scheduler_and_completes_every_trial_exactly_once(tmp_path, marked_env):
-    # 5 trials in this order: baseline, pruned and frozen at k = 0.5, then at k = 0.95 (f = 0.3 for both). MO-ASHA
-    # has one rung, at epoch 1. At k = 0.95 a conv4 stays at chance on digits (k = 0.5 is far above it after one
-    # epoch), so the pruned k = 0.95 trial, which has the same size as the k = 0.5 one, is dominated at the rung.
-    config = write_sweep(tmp_path, epochs=3, families='["pruned", "frozen"]', sparsity="[0.5, 0.95]", freeze="[0.3]",
-                         scheduler="mo-asha")
-    process = subprocess.Popen(sweep_command(tmp_path, "--config", str(config), "--max-concurrent", "1"),
-                               cwd=tmp_path, env=marked_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_after_two_trials(tmp_path, marked_env, *args):
+    """Start a sweep, SIGKILL its driver a few seconds after two trials finished, check that its GCS and
+    raylet died with it; the Ray trial ids MLflow had seen finish by then."""
+    process = subprocess.Popen(sweep_command(tmp_path, *args), cwd=tmp_path, env=marked_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:
         # the state file appears once the driver has created the MLflow tables: only then read them
@@ -219,9 +216,18 @@ def test_killed_sweep_resumes_with_its_scheduler_and_completes_every_trial_exact
     # the killed driver's GCS and raylet die with it; its agents would linger a minute: the resume ends them
     time.sleep(2)
     assert not {"gcs_server", "raylet"} & {p.name() for p in marked_processes(marked_env[MARK], ours)}
-    _, _, before = mlflow_runs(tmp_path)
-    finished_before = {c.data.tags["ray_trial_id"] for c in before if c.info.status == "FINISHED"}
+    return {c.data.tags["ray_trial_id"] for c in mlflow_runs(tmp_path)[2] if c.info.status == "FINISHED"}
+
+
+def test_killed_sweep_resumes_with_its_scheduler_and_completes_every_trial_exactly_once(tmp_path, marked_env):
+    # 5 trials in this order: baseline, pruned and frozen at k = 0.5, then at k = 0.95 (f = 0.3 for both). MO-ASHA
+    # has one rung, at epoch 1. At k = 0.95 a conv4 stays at chance on digits (k = 0.5 is far above it after one
+    # epoch), so the pruned k = 0.95 trial, which has the same size as the k = 0.5 one, is dominated at the rung.
+    config = write_sweep(tmp_path, epochs=3, families='["pruned", "frozen"]', sparsity="[0.5, 0.95]", freeze="[0.3]",
+                         scheduler="mo-asha")
+    finished_before = kill_after_two_trials(tmp_path, marked_env, "--config", str(config), "--max-concurrent", "1")
     assert 2 <= len(finished_before) < 5  # the baseline and the pruned k = 0.5 trial at least
+    ours = (tmp_path, Path(marked_env["RAY_TMPDIR"]))
     trial_dirs = lambda: {p.name.split("_")[3]: p for p in (tmp_path / "ray").glob("small-*/train_trial_*")}  # noqa: E731
     lines_before = {key: len((path / "result.json").read_text().splitlines()) for key, path in trial_dirs().items()
                     if (path / "result.json").exists()}
@@ -276,32 +282,44 @@ def test_trials_that_keep_failing_are_reported(tmp_path):
     assert parents[0].info.status == "FAILED"  # a trial gave up
 
 
-def test_optuna_study_holds_only_full_budget_values_and_a_failed_trial_retries_from_its_checkpoint(tmp_path):
-    # Three pruned trials of one point (ranges of width 0): the same size and, trained alike, the same accuracy at
-    # MO-ASHA's rung (epoch 1), where a tie goes to the earlier trial: one goes on, two are stopped there. The one
-    # that goes on fails once at epoch 2 and must continue from its epoch-1 checkpoint.
-    config = write_sweep(tmp_path, name="searched", search="optuna", baseline="false", epochs=2, samples=3,
-                         families='["pruned"]', scheduler="mo-asha", optuna_sparsity="[0.5, 0.5]", optuna_freeze="[0.3, 0.3]")
-    result = run_sweep(tmp_path, "--config", str(config), "--inject-fault", "2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
-    summaries = optuna.get_all_study_summaries(f"sqlite:///{database}")
-    study = optuna.load_study(study_name=summaries[0].study_name, storage=f"sqlite:///{database}")
-    states = Counter(t.state.name for t in study.trials)
-    assert states == {"COMPLETE": 1, "PRUNED": 2}
+def test_killed_size_aware_search_resumes_and_its_study_holds_only_full_budget_values(tmp_path, marked_env):
+    # The weight-trained baseline, then four pruned trials of one point (Optuna ranges of width 0): the same size
+    # and, trained alike, the same accuracy at MO-ASHA's rung (epoch 1), where a tie goes to the earlier trial, so
+    # the first goes on and the other three stop there, two or three of them after the kill (ranked against the
+    # first, recorded before it). Each config fails once at epoch 2 and continues from its epoch-1 checkpoint.
+    config = write_sweep(tmp_path, name="searched", search="optuna", epochs=3, samples=4, families='["pruned"]',
+                         scheduler="mo-asha", optuna_sparsity="[0.5, 0.5]", optuna_freeze="[0.3, 0.3]")
+    args = ("--config", str(config), "--max-concurrent", "1", "--inject-fault", "2")
+    finished_before = kill_after_two_trials(tmp_path, marked_env, *args)
+    assert 2 <= len(finished_before) < 5
+    resumed = run_sweep(tmp_path, *args, env=marked_env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert wait_until_gone(marked_env[MARK], (tmp_path, Path(marked_env["RAY_TMPDIR"]))) == []
     client, parents, children = mlflow_runs(tmp_path)
-    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
-    assert parents[0].info.status == "FINISHED"
-    (full,) = [c for c in children if "stopped_at_epoch" not in c.data.tags]
-    # the study's only complete trial holds the full-budget values, not a stopped trial's epoch-1 ones
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 5 and all(c.info.status == "FINISHED" for c in children)
+    assert max(Counter(c.data.tags["ray_trial_id"] for c in children).values()) == 1
+    assert_no_duplicate_epochs(client, children)  # each retry resumed after epoch 1 instead of starting over
+    stopped = [c for c in children if "stopped_at_epoch" in c.data.tags]
+    (full,) = [c for c in children if c.data.tags["family"] == "pruned" and c not in stopped]
+    assert len(stopped) == 3 and {c.data.tags["stopped_at_epoch"] for c in stopped} == {"1"}
+    assert full.data.params["ticket.k"] == "0.5" and full.data.params["ticket.f"] == "0.3" and "box.u_sparsity" in full.data.params
+    assert full.data.params["study"] == "pruned-size0" and parents[0].data.params["family_budgets.pruned"] == "4"
+    (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{database}")  # one study: the pruned family's one size
+    assert summary.study_name.endswith(".pruned-size0")
+    study = optuna.load_study(study_name=summary.study_name, storage=f"sqlite:///{database}")
+    states = Counter(t.state.name for t in study.trials if t.state.name != "FAIL")  # FAIL: asked just before the kill
+    assert states == {"COMPLETE": 1, "PRUNED": 3}  # nothing counted twice, nothing left running
     (complete,) = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert complete.values == [full.data.metrics["final_val_accuracy"], full.data.metrics["ticket_bits"]]
-    assert all(t.values is None for t in study.trials if t.state.name == "PRUNED")
-    assert sorted(c.data.tags.get("stopped_at_epoch") for c in children if c is not full) == ["1", "1"]
-    assert_no_duplicate_epochs(client, children)  # the retry resumed after epoch 1 instead of starting over
+    assert complete.values == [full.data.metrics["final_val_accuracy"]]  # the full budget's value, not a rung's
+    (log,) = (tmp_path / "ray").glob("searched-*.scheduler.json")
+    decisions = json.loads(log.read_text())["decisions"]
+    assert [d["go_on"] for d in decisions] == [True, False, False, False]
+    assert len({d["trial_id"] for d in decisions}) == 4
     failed_once = {path.stem for path in (tmp_path / "ray").glob("*.faults/*.failed")}
-    assert failed_once == {full.data.tags["config_hash"]}
-    assert "mo-asha stopped 2 of 3 trials early" in result.stdout
+    assert failed_once == {c.data.tags["config_hash"] for c in children}  # the baseline's and the pruned point's
+    assert "mo-asha stopped 3 of 5 trials early" in resumed.stdout
 
 
 def free_port():
