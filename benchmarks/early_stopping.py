@@ -49,7 +49,7 @@ freeze_ratio = {grid}
 lock_share = "proportional"
 [optuna]
 num_samples = {samples}
-sampler = "nsga2"
+strategy = "nsga2"
 seed = 0
 sparsity = [0.1, 0.9]
 freeze_ratio = [0.1, 0.9]
@@ -115,11 +115,12 @@ def main() -> None:
     config.write_text(CONFIG.format(model=args.model, epochs=args.epochs, grid=list(args.grid), samples=1,
                                     grace=args.grace_epochs, eta=args.reduction_factor))
     spec = replace(load_sweep_spec(config), scheduler="mo-asha")
-    # the Optuna search gets as many trials as the grid (it trains no baseline)
+    # the Optuna search gets as many trials as the grid: its ticket trials, and the baseline on top as there
     from sweeps.space import grid_points
 
-    trials = len(grid_points(spec)[0])
-    config.write_text(CONFIG.format(model=args.model, epochs=args.epochs, grid=list(args.grid), samples=trials,
+    points = grid_points(spec)[0]
+    trials, tickets = len(points), sum(point["family"] != "weight_trained" for point in points)
+    config.write_text(CONFIG.format(model=args.model, epochs=args.epochs, grid=list(args.grid), samples=tickets,
                                     grace=args.grace_epochs, eta=args.reduction_factor))
     print(f"{args.model} on digits, {args.epochs} epochs, {trials} trials per sweep; MO-ASHA rungs at epochs "
           f"{', '.join(map(str, spec.rungs()))}, η = {args.reduction_factor:g}; load average {os.getloadavg()[0]:.2f}")
