@@ -8,7 +8,7 @@ from .data import load_dataset
 from .network import build_network
 from .errors import RunDirectoryError
 from .rundir import RunDirectory
-from .train import evaluate, resolve_device
+from .train import evaluate_splits, resolve_device
 
 
 def evaluate_run(run: RunDirectory, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -37,9 +37,8 @@ def evaluate_run(run: RunDirectory, overrides: dict[str, Any] | None = None) -> 
     network.load_saved_state(best["model"])
     data = load_dataset(config.dataset, config.data, device)
     report: dict[str, Any] = {"epoch": best["epoch"], "checkpoint_epoch": state["epoch"]}
-    for split in ("val", "test"):
-        report.update(evaluate(network, data, split, config))
-        report[f"recorded_{split}_accuracy"] = best[f"{split}_accuracy"]
+    report.update(evaluate_splits(network, data, config))
+    report.update({f"recorded_{split}_accuracy": best[f"{split}_accuracy"] for split in ("val", "test")})
     report["realised_sparsity"] = network.realised_sparsity()
     report["damaged"] = [str(error) for _, error in damaged]
     report["result"] = None if finished is None else {

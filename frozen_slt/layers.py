@@ -22,6 +22,26 @@ PRUNED, FREE, LOCKED = -1, 0, 1
 SCALE_MODES = ("none", "static", "dynamic")
 
 
+_FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+def _keep_factor(score: torch.Tensor, free_factor: torch.Tensor | None, frozen_bias: torch.Tensor | None,
+                 threshold: torch.Tensor) -> torch.Tensor:
+    """The mask as a float tensor of 0s and 1s (a new tensor): ``|S| > τ`` on free entries, 1 locked, 0 pruned.
+
+    Built in three full-size float passes into one buffer (abs, addcmul, compare) instead of boolean
+    ``where``s, whose CPU kernels are several times slower per element. Frozen entries are encoded as
+    ``|S|·0 + bias`` with bias +∞ (locked) or −∞ (pruned), compared against τ capped at the largest
+    finite float so that a locked entry stays kept when τ = +∞. The result equals the boolean
+    definition for every finite score (a non-finite score only occurs after training has diverged).
+    """
+    magnitude = score.abs()
+    if free_factor is None:
+        return magnitude.gt_(threshold)
+    torch.addcmul(frozen_bias, magnitude, free_factor, out=magnitude)  # in place: one full-size buffer, not two
+    return magnitude.gt_(threshold.clamp(max=_FLOAT32_MAX))
+
+
 class _MaskedWeight(torch.autograd.Function):
     """``W_eff = keep ⊙ W ⊙ factor`` with the straight-through gradient to the scores.
 
@@ -29,20 +49,22 @@ class _MaskedWeight(torch.autograd.Function):
     here from the current mask and treated as a constant by the backward, like the authors do).
     Frozen entries receive the same pass-through gradient as free ones; it never changes the mask
     because the freeze state overrides their scores, and skipping it would cost an extra masking op.
+    A dropped weight is a zero of either sign (``0·W``), which no sum, product or comparison
+    downstream can tell apart from +0.
     """
 
     @staticmethod
-    def forward(ctx, score, weight, free, locked, threshold, scale_mode, static_factor):
-        keep = torch.where(free, score.abs() > threshold, locked)
-        effective = torch.where(keep, weight, 0.0)
+    def forward(ctx, score, weight, free_factor, frozen_bias, threshold, scale_mode, static_factor):
+        effective = _keep_factor(score, free_factor, frozen_bias, threshold)
         factor: torch.Tensor | float = 1.0
         if scale_mode == "static":
             factor = static_factor
         elif scale_mode == "dynamic":
-            density = keep.sum(dtype=weight.dtype) / keep.numel()
+            density = effective.sum() / effective.numel()
             factor = torch.where(density > 0, density.clamp_min(1e-30).rsqrt(), 1.0).to(weight.dtype)
+        effective.mul_(weight)
         if scale_mode != "none":
-            effective = effective * factor
+            effective.mul_(factor)
         ctx.save_for_backward(score, weight)
         ctx.factor = factor
         return effective
@@ -50,9 +72,9 @@ class _MaskedWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_effective):
         score, weight = ctx.saved_tensors
-        grad_score = grad_effective * weight * score.sign()
+        grad_score = (grad_effective * weight).mul_(score.sign())
         if not (isinstance(ctx.factor, float) and ctx.factor == 1.0):
-            grad_score = grad_score * ctx.factor
+            grad_score.mul_(ctx.factor)
         return grad_score, None, None, None, None, None, None
 
 
@@ -72,6 +94,9 @@ class MaskedLayerMixin:
         self.register_buffer("free", torch.ones(shape, dtype=torch.bool), persistent=False)
         self.register_buffer("locked", torch.zeros(shape, dtype=torch.bool), persistent=False)
         self.register_buffer("free_index", torch.zeros(0, dtype=torch.int64), persistent=False)
+        # The freeze state as float factors for the forward (None while every entry is free).
+        self.register_buffer("free_factor", None, persistent=False)
+        self.register_buffer("frozen_bias", None, persistent=False)
         self.sparsity = 0.0
         self.scale_mode = "none"
         self.pruned_count, self.locked_count, self.free_count = 0, 0, math.prod(shape)
@@ -92,6 +117,10 @@ class MaskedLayerMixin:
             torch.zeros(0, dtype=torch.int64, device=self.weight.device)
             if all_free
             else self.free.view(-1).nonzero().view(-1)
+        )
+        self.free_factor = None if all_free else self.free.to(self.weight.dtype)
+        self.frozen_bias = None if all_free else (
+            torch.zeros_like(self.weight).masked_fill_(self.locked, torch.inf).masked_fill_(state == PRUNED, -torch.inf)
         )
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -116,7 +145,7 @@ class MaskedLayerMixin:
     def effective_weight(self) -> torch.Tensor:
         static_factor = 1.0 / math.sqrt(1.0 - self.sparsity) if self.scale_mode == "static" else 1.0
         return _MaskedWeight.apply(
-            self.score, self.weight, self.free, self.locked, self.threshold, self.scale_mode, static_factor
+            self.score, self.weight, self.free_factor, self.frozen_bias, self.threshold, self.scale_mode, static_factor
         )
 
     def extra_repr(self) -> str:

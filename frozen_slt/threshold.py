@@ -80,7 +80,8 @@ def _bucket_of_rank(counts: torch.Tensor, rank: torch.Tensor) -> tuple[torch.Ten
     """The bucket holding the ``rank``-th smallest element and the rank inside that bucket."""
     cumulative = counts.cumsum(0)
     bucket = torch.searchsorted(cumulative, rank)
-    return bucket, rank - (cumulative[bucket] - counts[bucket])
+    # gather, not cumulative[bucket]: a plain gather kernel, certainly without a host synchronisation.
+    return bucket, rank - (cumulative.gather(0, bucket) - counts.gather(0, bucket))
 
 
 def _free_bits(layer: MaskedLayerMixin) -> torch.Tensor:
@@ -89,6 +90,22 @@ def _free_bits(layer: MaskedLayerMixin) -> torch.Tensor:
     if layer.free_count < scores.numel():
         scores = scores.index_select(0, layer.free_index)
     return scores.view(torch.int32) & 0x7FFFFFFF
+
+
+def _positions_equal(values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Indices where ``values == target`` (a 1-element tensor), for a target that few entries match.
+
+    ``nonzero`` over the whole boolean mask costs about as much as three elementwise passes; here the
+    mask (written into uint8, which torch's CPU comparison writes twice as fast as bool, and padded to a
+    multiple of 8) is read as int64 words, ``nonzero`` runs over the 8x fewer words, and only the 8
+    entries of each non-zero word are looked at again.
+    """
+    count = values.numel()
+    mask = torch.zeros((count + 7) // 8 * 8, dtype=torch.uint8, device=values.device)
+    torch.eq(values, target, out=mask[:count])
+    words = mask.view(torch.int64).nonzero().view(-1)
+    candidates = (words.unsqueeze(1) * 8 + torch.arange(8, device=values.device)).view(-1)
+    return candidates[mask[candidates].view(torch.bool)]
 
 
 def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: bool | None = None) -> torch.Tensor:
@@ -102,13 +119,14 @@ def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: boo
     bits = [_free_bits(layer) for layer in layers]
     high = [b >> 16 for b in bits]
     counts = sum(_histogram(h, _HIGH_BINS) for h in high)
-    rank_t = torch.tensor([rank], dtype=torch.int64, device=device)
+    rank_t = torch.full((1,), rank, dtype=torch.int64, device=device)  # not torch.tensor: no host-to-device copy
     bucket, inner_rank = _bucket_of_rank(counts, rank_t)
     if fixed_shape:
         low = [torch.where(h == bucket, b & 0xFFFF, _LOW_BINS) for b, h in zip(bits, high)]
         low_counts = sum(_histogram(x, _LOW_BINS + 1) for x in low)[:_LOW_BINS]
     else:
-        low = torch.cat([b[h == bucket] & 0xFFFF for b, h in zip(bits, high)])
+        bucket32 = bucket.to(torch.int32)
+        low = torch.cat([b.index_select(0, _positions_equal(h, bucket32)) & 0xFFFF for b, h in zip(bits, high)])
         low_counts = _histogram(low, _LOW_BINS)
     low_bucket, _ = _bucket_of_rank(low_counts, inner_rank)
     pattern = (bucket << 16) | low_bucket
@@ -118,12 +136,13 @@ def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: boo
 def select_threshold(layers: Sequence[MaskedLayerMixin], counts: SelectionCounts, fixed_shape: bool | None = None) -> torch.Tensor:
     """τ for the given counts: the bit-identical result of :func:`reference_threshold`, without a sort."""
     device = layers[0].score.device
+    # torch.full, not torch.tensor: no host-to-device copy, so no synchronisation on CUDA.
     if counts.zeros == 0:
-        return torch.tensor(-1.0, device=device)
+        return torch.full((), -1.0, device=device)
     if counts.rank <= 0:
-        return torch.tensor(-torch.inf, device=device)
+        return torch.full((), -torch.inf, device=device)
     if counts.rank > counts.free:
-        return torch.tensor(torch.inf, device=device)
+        return torch.full((), torch.inf, device=device)
     return radix_select(layers, counts.rank, fixed_shape)
 
 

@@ -88,7 +88,11 @@ def make_optimizer(config: ExperimentConfig, model: nn.Module) -> torch.optim.Op
     recipe = config.train
     parameters = [p for p in model.parameters() if p.requires_grad]
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        # fused: one pass per tensor instead of four, bit-identical to the default single-tensor SGD on
+        # the CPU (about 2x faster on Conv6's 1.3 M scores, one thread). Not for AdamW: its fused kernel
+        # rounds differently.
+        return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                               fused=True)
     return torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
@@ -103,28 +107,35 @@ def _autocast(network: Network, config: ExperimentConfig):
     return torch.autocast(network.device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def train_step(network: Network, optimizer, config: ExperimentConfig, inputs: tuple[torch.Tensor, ...],
+               labels: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on one batch, then τ recomputed (docs/method.md §4); returns the detached loss and
+    the logits. Nothing in it reads a value back to the host, so on CUDA the whole step is queued."""
+    inputs = network.prepare_inputs(inputs)
+    with _autocast(network, config):
+        logits = select_rows(network.model(*inputs), rows)
+        loss = F.cross_entropy(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if network.masked:
+        update_thresholds(network.model)
+    return loss.detach(), logits.detach()
+
+
 def train_epoch(network: Network, data: LoopData, optimizer, config: ExperimentConfig, epoch: int, reporter: Reporter) -> dict[str, float]:
     """One pass over the training split; τ is recomputed after every optimizer step (docs/method.md §4)."""
-    model = network.model
-    model.train()
+    network.model.train()
     loss_sum = torch.zeros((), device=network.device)
     correct = torch.zeros((), dtype=torch.int64, device=network.device)
     seen = 0
     steps = data.num_train_steps(config.train.batch_size)
     for step, (inputs, labels, rows) in enumerate(data.train_steps(config.train.batch_size, epoch), start=1):
-        inputs = network.prepare_inputs(inputs)
-        with _autocast(network, config):
-            logits = select_rows(model(*inputs), rows)
-            loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if network.masked:
-            update_thresholds(model)
-        loss_sum += loss.detach() * labels.numel()
+        loss, logits = train_step(network, optimizer, config, inputs, labels, rows)
+        loss_sum += loss * labels.numel()
         correct += (logits.argmax(1) == labels).sum()
         seen += labels.numel()
-        reporter.on_step(epoch, step, steps, loss.detach())
+        reporter.on_step(epoch, step, steps, loss)
     train_loss = loss_sum.item() / max(seen, 1)
     if not math.isfinite(train_loss):
         raise TrainingDivergedError(f"training diverged in epoch {epoch} (mean loss {train_loss}); lower the learning rate")
@@ -145,11 +156,6 @@ def evaluate_splits(network: Network, data, config: ExperimentConfig, splits: tu
             return network.model(*network.prepare_inputs(inputs))
 
     return loop_view(data).evaluate(forward, splits, config.train.eval_batch_size)
-
-
-def evaluate(network: Network, data, split: str, config: ExperimentConfig) -> dict[str, float]:
-    """``{split}_loss`` and ``{split}_accuracy`` of the current model on one split (see :func:`evaluate_splits`)."""
-    return evaluate_splits(network, data, config, (split,))
 
 
 @dataclass

@@ -113,8 +113,10 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
     return tune.Tuner(
         trainable,
         param_space=param_space,
+        # reuse_actors: a worker process runs trial after trial, so torch, torch._dynamo (the optimizer's first
+        # call) and the dataset are imported and loaded once per worker, not per trial (benchmarks/trial.py).
         tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=_scheduler(spec, options), num_samples=samples,
-                                    max_concurrent_trials=spec.max_concurrent),
+                                    max_concurrent_trials=spec.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
             name=spec.run_name, storage_path=options.storage, verbose=1 if options.verbose >= 2 else 0,
             callbacks=[callback, *([ProgressCallback()] if options.verbose >= 1 else [])],

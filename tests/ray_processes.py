@@ -64,7 +64,8 @@ def listening_sockets(root: int) -> dict[tuple[int, int], tuple[str, str, str | 
     for process in processes:
         try:
             sockets = [c for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
-            command, mode = " ".join(process.cmdline())[:80], process.environ().get("RAY_AUTH_MODE")
+            # the whole command line: a checkout's path can be long, and the program's name comes after it
+            command, mode = " ".join(process.cmdline()), process.environ().get("RAY_AUTH_MODE")
         except psutil.Error:
             continue
         out.update({(process.pid, s.laddr.port): (command, s.laddr.ip, mode) for s in sockets})

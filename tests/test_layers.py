@@ -38,6 +38,7 @@ def plain_effective_weight(layer, sparsity, scale):
 @pytest.mark.parametrize("scale", ["none", "static", "dynamic"])
 @pytest.mark.parametrize("kind", ["linear", "conv"])
 def test_gradient_matches_plain_autograd(kind, scale):
+    torch.manual_seed(0)  # inputs independent of the tests that ran before
     if kind == "linear":
         layer, x = MaskedLinear(12, 9), torch.randn(5, 12)
         functional = F.linear
@@ -59,7 +60,8 @@ def test_gradient_matches_plain_autograd(kind, scale):
     (grad_plain,) = torch.autograd.grad(plain_loss, layer.score)
 
     torch.testing.assert_close(layer(x), functional(x, plain.detach()))
-    torch.testing.assert_close(grad_fast, grad_plain, rtol=1e-5, atol=1e-5)  # only float association differs
+    # only float association differs: rounding of order 1e-7 of the largest term of a sum
+    torch.testing.assert_close(grad_fast, grad_plain, rtol=1e-4, atol=1e-5 * grad_plain.abs().max().item())
     assert grad_fast.abs().sum() > 0
 
 

@@ -53,3 +53,15 @@ def check_eval_split(split: str) -> None:
     """Refuse anything but "val" and "test": the training split is only served shuffled and augmented."""
     if split not in EVAL_SPLITS:
         raise ValueError(f"unknown evaluation split {split!r}; valid: {', '.join(EVAL_SPLITS)}")
+
+
+def locate_or_download(data_dir: str | None, download: bool, find, fetch):
+    """``find(data_dir)``, or, when that raises DatasetError and ``download`` is set, ``fetch(data_dir)``
+    and then ``find(data_dir)`` again: a dataset is downloaded only when it is missing and asked for."""
+    try:
+        return find(data_dir)
+    except DatasetError:
+        if not download:
+            raise
+    fetch(data_dir)
+    return find(data_dir)

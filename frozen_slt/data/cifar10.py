@@ -26,7 +26,7 @@ from numpy._core.numeric import _frombuffer
 from ..specs import DataSpec
 from ..seeding import make_generator
 from ..errors import DatasetError
-from .base import split_indices
+from .base import locate_or_download, split_indices
 from .tensor_images import TensorImageData
 
 log = logging.getLogger(__name__)
@@ -119,20 +119,10 @@ def download(data_dir: str | None) -> None:
                            "pass --data-dir to point at an existing copy") from None
 
 
-def _locate(spec: DataSpec) -> Path:
-    """The batch folder, downloading only when it is missing and ``spec.download`` asks for it."""
-    try:
-        return find_folder(spec.data_dir)
-    except DatasetError:
-        if not spec.download:
-            raise
-    download(spec.data_dir)
-    return find_folder(spec.data_dir)
-
 
 def load_cifar10_data(spec: DataSpec, device: torch.device) -> TensorImageData:
     """CIFAR-10's train/val/test splits as uint8 tensors on ``device``; DatasetError when missing or corrupt."""
-    folder = _locate(spec)
+    folder = locate_or_download(spec.data_dir, spec.download, find_folder, download)
     parts = [read_batch(folder / name) for name in TRAIN_FILES]
     images = torch.from_numpy(np.concatenate([part[0] for part in parts]))
     labels = torch.from_numpy(np.concatenate([part[1] for part in parts]))

@@ -7,6 +7,8 @@ Test set: a fixed 20 % (360 images) chosen once by a constant seed, the same for
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..specs import DataSpec
@@ -18,13 +20,21 @@ TEST_COUNT = 360
 _TEST_SEED = 20250101  # constant: the test set never moves
 
 
-def load_digits_data(spec: DataSpec, device: torch.device) -> TensorImageData:
-    """The three digits splits on ``device``; only ``spec.split_seed`` and ``spec.order_seed`` matter."""
+@functools.lru_cache(maxsize=1)
+def _digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 1,797 images scaled to [0, 1] and their labels, read once per process (a sweep's worker that
+    runs trial after trial imports scikit-learn and parses its file only for the first). Never modified:
+    callers index them, which copies."""
     from sklearn.datasets import load_digits  # shipped inside scikit-learn: no file, no network
 
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    labels = torch.tensor(bunch.target, dtype=torch.int64)
+    return images, torch.tensor(bunch.target, dtype=torch.int64)
+
+
+def load_digits_data(spec: DataSpec, device: torch.device) -> TensorImageData:
+    """The three digits splits on ``device``; only ``spec.split_seed`` and ``spec.order_seed`` matter."""
+    images, labels = _digits_tensors()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(_TEST_SEED))
     test, rest = order[:TEST_COUNT].sort().values, order[TEST_COUNT:].sort().values
     train, val = split_indices(len(rest), make_generator("split", spec.split_seed))

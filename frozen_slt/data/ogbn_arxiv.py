@@ -34,6 +34,7 @@ import torch
 
 from ..errors import DatasetError
 from ..specs import DataSpec
+from .base import locate_or_download
 from .graph import GraphData, import_ogb_nodeproppred
 
 log = logging.getLogger(__name__)
@@ -125,19 +126,10 @@ def download(data_dir: str | None) -> None:
                            "pass --data-dir to point at an existing copy") from None
 
 
-def _locate(spec: DataSpec) -> Path:
-    try:
-        return find_folder(spec.data_dir)
-    except DatasetError:
-        if not spec.download:
-            raise
-    download(spec.data_dir)
-    return find_folder(spec.data_dir)
-
 
 def load_ogbn_arxiv_data(spec: DataSpec, device: torch.device) -> GraphData:
     """OGBN-Arxiv on ``device`` with its official split; the seeds of ``spec`` play no part."""
-    folder = _locate(spec)
+    folder = locate_or_download(spec.data_dir, spec.download, find_folder, download)
     features, edge_index, labels, splits = read_arxiv(folder)
     data = GraphData(NAME, features, edge_index, labels, splits, CLASSES, device, source=f"ogbn-arxiv in {folder}")
     log.info("ogbn-arxiv from %s: %d nodes, %d directed edges after symmetrising, splits %s",

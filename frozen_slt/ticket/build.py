@@ -26,7 +26,7 @@ from ..layers import DENSE, MaskedLayerMixin, masked_layers
 from ..memory import MemoryReport
 from ..models import build_model
 from ..network import Network, build_network
-from ..train import evaluate, resolve_device
+from ..train import evaluate_splits, resolve_device
 from .fileformat import Ticket, TicketSizes, decode_ticket, encode_ticket, ticket_sizes
 
 log = logging.getLogger(__name__)
@@ -229,8 +229,7 @@ def evaluate_ticket(ticket: Ticket, dataset: str | None = None,
     network = rebuild_network(ticket, device)
     data = load_dataset(dataset, config.data, device)
     report: dict[str, Any] = {"epoch": ticket.epoch, "dataset": dataset}
-    for split in ("val", "test"):
-        report.update(evaluate(network, data, split, config))
-        report[f"recorded_{split}_accuracy"] = getattr(ticket, f"{split}_accuracy")
+    report.update(evaluate_splits(network, data, config))
+    report.update({f"recorded_{split}_accuracy": getattr(ticket, f"{split}_accuracy") for split in ("val", "test")})
     report["realised_sparsity"] = network.realised_sparsity()
     return report

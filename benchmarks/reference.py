@@ -1,0 +1,72 @@
+"""The authors' training step, written from the description of their algorithm, as the benchmarks' reference.
+
+Per forward of every masked layer: the freeze state is turned into a float ternary mask (−1 pruned,
+0 free, +1 locked), the hard mask ``|S| > τ`` is made a float tensor with a straight-through gradient,
+two ``where``s override it with the frozen entries, the layer's local density is reduced from it (the
+authors use it for the dynamic scale and their logs), and ``W ⊙ mask`` is the effective weight; the
+gradient reaches the scores through autograd (``where``, the straight-through step, ``abs``). After
+every optimizer step the threshold is :func:`frozen_slt.threshold.reference_threshold`: pruned → −∞,
+locked → +∞, one concatenation, one full sort.
+
+Free scores receive exactly the project's gradient, ``(∂L/∂W_eff ⊙ W) ⊙ sign(S)``, in the same order
+of operations, so both train bit-identically; frozen scores get no gradient here (the ``where``s route
+it away) and the project's pass-through one there, which neither mask nor threshold ever reads.
+"""
+
+from __future__ import annotations
+
+from types import MethodType
+
+import torch
+from torch.nn import functional as F
+
+from frozen_slt.config import ExperimentConfig
+from frozen_slt.layers import MaskedLayerMixin, masked_layers
+from frozen_slt.network import Network
+from frozen_slt.threshold import update_thresholds
+
+
+class _StraightThrough(torch.autograd.Function):
+    """``(magnitude > τ)`` as 0./1. floats forward, the identity backward."""
+
+    @staticmethod
+    def forward(ctx, magnitude, threshold):
+        return (magnitude > threshold).float()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def reference_effective_weight(layer: MaskedLayerMixin) -> torch.Tensor:
+    """The authors' ``W_eff`` of one layer (scale ``none`` or ``dynamic``), rebuilt from scratch."""
+    ternary = layer.freeze_state.float()
+    mask = _StraightThrough.apply(layer.score.abs(), layer.threshold)
+    mask = torch.where(ternary > 0, 1.0, mask)
+    mask = torch.where(ternary < 0, 0.0, mask)
+    density = mask.detach().sum() / mask.numel()  # the local sparsity is 1 − density
+    effective = layer.weight * mask
+    if layer.scale_mode == "dynamic":
+        effective = effective * torch.where(density > 0, density.clamp_min(1e-30).rsqrt(), 1.0)
+    elif layer.scale_mode != "none":
+        raise ValueError(f"the reference step implements scale none and dynamic, not {layer.scale_mode!r}")
+    return effective
+
+
+def install_reference(model: torch.nn.Module) -> None:
+    """Make every masked layer of ``model`` compute its effective weight the authors' way."""
+    for layer in masked_layers(model):
+        layer.effective_weight = MethodType(reference_effective_weight, layer)
+
+
+def reference_step(network: Network, optimizer, config: ExperimentConfig, inputs: torch.Tensor,
+                   labels: torch.Tensor) -> torch.Tensor:
+    """One step as the authors take it: forward, backward, optimizer step, then the sort-based threshold."""
+    (inputs,) = network.prepare_inputs((inputs,))
+    with torch.autocast(network.device.type, dtype=torch.bfloat16, enabled=config.train.bf16 and network.device.type == "cuda"):
+        loss = F.cross_entropy(network.model(inputs).float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    update_thresholds(network.model, "reference")
+    return loss.detach()
