@@ -17,8 +17,7 @@ to their budgets. Strategies:
   (the smaller sizes take any remainder; a size whose box is a single point, such as a pruned source
   with f = k_hi, gets one). At each size one single-objective study maximises val accuracy over the
   remaining coordinates (k, and s for frozen sources). Its first three trials are fixed: the box's
-  centre, then the best coordinates found so far at the nearest size of the family (what one size
-  learnt is tried at its neighbours), or else points near either end of k's range; the rest come from
+  centre, then near the low and the high end of k's range (at the middle of s's); the rest come from
   TPE. The front comes out sampled evenly along the size axis.
 
 A trial's study is told COMPLETE only with the values of its whole budget; a trial a scheduler stopped
@@ -122,8 +121,8 @@ def interleave(cells: list[Cell]) -> list[int]:
 
 
 #: The fixed first trials at each size of the size-aware strategy, in box coordinates (u_sparsity first,
-#: then u_lock_share): the box's centre, then near the low and the high end of k's range (where a grid
-#: looks too); TPE takes over after as many trials. See SearchStrategy._fixed_point.
+#: then u_lock_share; a pruned or dense study takes the first only): the box's centre, then near the low
+#: and the high end of k's range, where a grid looks too; TPE takes over after as many trials.
 START_DESIGN = ((0.5, 0.5), (0.1, 0.5), (0.9, 0.5))
 
 
@@ -221,31 +220,7 @@ class SearchStrategy:
         return self._studies[index]
 
     def _fixed_point(self, index: int) -> dict[str, float] | None:
-        """The next fixed trial of a size-aware study, or None once its sampler takes over. After the box's
-        centre: the best box coordinates found so far at the nearest size of the same family (the sizes
-        differ in f only, and neighbouring sizes tend to share their best k and s), unless this study tried
-        them already; else the next untried point of START_DESIGN."""
-        dimensions, trials = self.cells[index].box.dimensions, self._study(index).get_trials(deepcopy=False)
-        if len(trials) >= len(START_DESIGN):
-            return None
-        tried = [tuple(trial.params.get(name) for name in dimensions) for trial in trials]
-        nearest = self._nearest_best(index) if trials else None
-        candidates = ([nearest] if nearest is not None else []) + [design[:len(dimensions)] for design in START_DESIGN]
-        for candidate in candidates:
-            if not any(None not in old and max(abs(a - b) for a, b in zip(candidate, old)) < 1e-9 for old in tried):
-                return dict(zip(dimensions, candidate))
-        return None
-
-    def _nearest_best(self, index: int) -> tuple[float, ...] | None:
-        """Box coordinates of the most accurate complete trial at the nearest other size (in log size) of
-        ``index``'s family that has one, or None."""
-        cell = self.cells[index]
-        distance = lambda j: abs(math.log((1 - self.cells[j].box.freeze_ratio) / (1 - cell.box.freeze_ratio)))  # noqa: E731
-        others = sorted((j for j, other in enumerate(self.cells) if j != index and other.box.family == cell.box.family),
-                        key=distance)
-        for j in others:
-            complete = self._study(j).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if complete:
-                best = max(complete, key=lambda trial: trial.values[0])
-                return tuple(best.params[name] for name in cell.box.dimensions)
-        return None
+        """The next point of START_DESIGN a size-aware study has not been asked yet, or None once its
+        sampler takes over (a design point asked before a kill and failed is not asked again)."""
+        dimensions, asked = self.cells[index].box.dimensions, len(self._study(index).get_trials(deepcopy=False))
+        return dict(zip(dimensions, START_DESIGN[asked][:len(dimensions)])) if asked < len(START_DESIGN) else None

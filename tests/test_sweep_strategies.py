@@ -117,6 +117,20 @@ def test_studies_are_told_only_full_budget_values():
     assert set(first.user_attrs) == {"family", "k", "f", "s", "p", "r"} and first.user_attrs["f"] == 0.9
 
 
+def test_size_aware_starts_each_size_with_the_same_fixed_design_then_tpe():
+    search = SearchStrategy("size-aware", {"frozen": 8}, RANGE, RANGE, seed=0, trial_seed=0, baseline=False)
+    assert [c.name for c in search.cells] == ["frozen-size0", "frozen-size1", "frozen-size2"]
+    asked = {}
+    for number in range(8):
+        config = search.ask(str(number))
+        asked.setdefault(config["study"], []).append(tuple(config["box"][n] for n in ("u_sparsity", "u_lock_share")))
+        search.tell(str(number), COMPLETE, 1 - config["point"]["sparsity"], 100)
+    design = [(0.5, 0.5), (0.1, 0.5), (0.9, 0.5)]
+    assert asked["frozen-size0"] == design and asked["frozen-size1"] == design and asked["frozen-size2"] == design[:2]
+    pruned = SearchStrategy("size-aware", {"pruned": 2}, RANGE, (0.2, 0.5), seed=0, trial_seed=0, baseline=False)
+    assert [pruned.ask(key)["box"] for key in "ab"] == [{"u_sparsity": 0.5}, {"u_sparsity": 0.5}]  # one per size
+
+
 def test_nsga2_population_is_a_third_of_the_budget():
     search = SearchStrategy("nsga2", {"dense": 9}, RANGE, RANGE, seed=0, trial_seed=0, baseline=False)
     for number in range(9):
