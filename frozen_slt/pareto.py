@@ -3,6 +3,8 @@
 Size is minimised and accuracy maximised. The hypervolume is measured with the size axis in log10 (the
 fronts span orders of magnitude and are plotted that way), against a reference point that the caller
 states: it is the area between the front and the reference point in (log10 size, accuracy) space.
+Non-dominated sorting and each point's hypervolume contribution order a table of trials for keeping the
+best few of it (:func:`promotion_order`, used by the sweeps' early-stopping scheduler).
 """
 
 from __future__ import annotations
@@ -52,3 +54,29 @@ def hypervolume(points: Sequence[Point], reference: Point) -> float:
         next_x = front[position + 1][0] if position + 1 < len(front) else reference_x
         area += (next_x - x) * (accuracy - reference[1])
     return area
+
+
+def hypervolume_contributions(points: Sequence[Point], reference: Point) -> list[float]:
+    """The hypervolume each point adds to the others' (SMS-EMOA's exclusive contribution), in the units
+    of :func:`hypervolume`: 0 for a point another one dominates or duplicates, or outside ``reference``."""
+    total = hypervolume(points, reference)
+    return [total - hypervolume([p for j, p in enumerate(points) if j != i], reference) for i in range(len(points))]
+
+
+def promotion_order(points: Sequence[Point]) -> list[int]:
+    """Indices of ``points`` from best to worst, for keeping the best few of a multi-objective table.
+
+    By non-dominated rank first (size ↓, accuracy ↑); inside a rank by the hypervolume each point
+    contributes to its layer, larger first, against the reference (2 × the largest size of ``points``,
+    accuracy 0) that the sweep's fronts use, so the points kept are those that most enlarge the front
+    as the sweep measures it; then by higher accuracy, then smaller size, then position in ``points``
+    (earlier first). The order is total and depends only on the values and their order in the list.
+    """
+    ranks = non_dominated_ranks(points)
+    reference = (2.0 * max((size for size, _ in points), default=1.0), 0.0)
+    contribution = [0.0] * len(points)
+    for rank in set(ranks):
+        layer = [i for i in range(len(points)) if ranks[i] == rank]
+        for index, value in zip(layer, hypervolume_contributions([points[i] for i in layer], reference)):
+            contribution[index] = value
+    return sorted(range(len(points)), key=lambda i: (ranks[i], -contribution[i], -points[i][1], points[i][0], i))

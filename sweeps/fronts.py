@@ -1,7 +1,9 @@
 """Pareto fronts of a finished sweep: per-family fronts, hypervolumes, CSV/JSON tables and the plot.
 
 Fronts are taken on validation accuracy (the selection objective); test accuracy is carried next to it
-and never used to choose. Hypervolumes use the reference point (2 × the largest ticket size of the
+and never used to choose. Only trials that trained their whole budget enter them: the trials a scheduler
+stopped early are drawn as faint markers and counted in the summary, never part of a front or a
+hypervolume. Hypervolumes use the reference point (2 × the largest ticket size of the
 sweep, accuracy 0), with size in log10, so the families of one sweep are compared on one scale.
 """
 
@@ -77,10 +79,17 @@ def write_tables(fronts: dict[str, Any], directory: Path) -> list[Path]:
     return written + [path]
 
 
-def plot_fronts(records: Sequence[dict[str, Any]], fronts: dict[str, Any], path: Path, title: str) -> Path:
-    """Accuracy versus ticket size (log scale): all trials as dots, each family's front as steps."""
+def plot_fronts(records: Sequence[dict[str, Any]], fronts: dict[str, Any], path: Path, title: str,
+                stopped: Sequence[dict[str, Any]] = ()) -> Path:
+    """Accuracy versus ticket size (log scale): all trials as dots, each family's front as steps, and
+    the ``stopped`` trials as faint crosses at the accuracy they had when stopped."""
     figure, axes = plt.subplots(figsize=(8, 5.5), dpi=120)
     right_edge = 1.15 * max((r["size_bits"] for r in records if r["family"] in TICKET_FAMILIES), default=1)
+    for family in TICKET_FAMILIES:
+        early = [r for r in stopped if r["family"] == family]
+        if early:
+            axes.scatter([r["size_bits"] for r in early], [100 * r["val_accuracy"] for r in early], color=COLOURS[family],
+                         alpha=0.25, s=18, marker="x", label=f"{family}: {len(early)} stopped early")
     for family in TICKET_FAMILIES:
         members = [r for r in records if r["family"] == family]
         if not members:
@@ -122,6 +131,7 @@ def format_fronts(fronts: dict[str, Any]) -> str:
             lines.append(f"  {r['size_bits']:>14,}  {100 * r['val_accuracy']:6.2f}  {100 * r['test_accuracy']:6.2f}  "
                          f"{r.get('sparsity') or 0:5.3f}  {r.get('freeze_ratio') or 0:5.3f}  {share:<5}  "
                          f"{_shown_path(r.get('ticket_file'))}")
+    lines.extend(_early_stopping_lines(fronts.get("early_stopping")))
     for baseline in fronts["weight_trained"]:
         lines.append(f"weight-trained dense: {baseline['size_bits']:,} bits, val {100 * baseline['val_accuracy']:.2f}%, "
                      f"test {100 * baseline['test_accuracy']:.2f}%")
@@ -135,6 +145,16 @@ def format_fronts(fronts: dict[str, Any]) -> str:
                          f"{best['size_bits']:,} bits, val {100 * best['val_accuracy']:.2f}%  "
                          f"{_shown_path(best.get('ticket_file'))}")
     return "\n".join(lines)
+
+
+def _early_stopping_lines(summary: dict[str, Any] | None) -> list[str]:
+    if not summary or summary["scheduler"] == "fifo":
+        return []
+    full = summary["epochs_trained"] + summary["epochs_saved"]
+    share = f" ({100 * summary['epochs_saved'] / full:.0f} % of {full:,})" if full else ""
+    return [f"{summary['scheduler']} stopped {summary['trials_stopped']} of {summary['trials']} trials early "
+            f"(fronts and hypervolumes count only full-budget trials): {summary['epochs_trained']:,} epochs trained, "
+            f"{summary['epochs_saved']:,} saved{share}"]
 
 
 def _shown_path(path: str | None) -> str:

@@ -21,10 +21,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import the project's packages, not sibling files
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from frozen_slt.errors import FrozenSLTError  # noqa: E402
+from frozen_slt.errors import FrozenSLTError, SweepConfigError  # noqa: E402
 from sweeps.fronts import format_fronts  # noqa: E402
 from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
-from sweeps.spec import DEFAULT_CONFIG, load_sweep_spec, smoke_spec  # noqa: E402
+from sweeps.spec import DEFAULT_CONFIG, STRATEGIES, load_sweep_spec, smoke_spec  # noqa: E402
 from sweeps.tracking import browse_instructions, default_tracking_uri  # noqa: E402
 
 
@@ -32,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweeps/pareto.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="sweep config (TOML); default: %(default)s")
     parser.add_argument("--search", choices=("grid", "optuna"), help="override the config's search")
-    parser.add_argument("--num-samples", type=int, help="Optuna trials")
+    parser.add_argument("--num-samples", type=int, help="an Optuna search's ticket trials (split over the families)")
+    parser.add_argument("--strategy", choices=STRATEGIES, help="override the config's [optuna] strategy")
+    parser.add_argument("--scheduler", choices=("fifo", "mo-asha"),
+                        help="override the config's [scheduler] kind: fifo trains every trial to its end, "
+                             "mo-asha stops dominated trials early")
     parser.add_argument("--max-concurrent", type=int, help="trials running at once (default: as many as resources allow)")
     parser.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions pack trials on one GPU")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
@@ -52,10 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def spec_from_args(args: argparse.Namespace):
     spec = load_sweep_spec(args.config)
-    overrides = {"search": args.search, "num_samples": args.num_samples, "max_concurrent": args.max_concurrent,
+    overrides = {"search": args.search, "num_samples": args.num_samples, "strategy": args.strategy,
+                 "max_concurrent": args.max_concurrent,
                  "gpus_per_trial": args.gpus_per_trial, "cpus_per_trial": args.cpus_per_trial}
     spec = replace(spec, **{key: value for key, value in overrides.items() if value is not None})
-    return smoke_spec(spec) if args.smoke else spec
+    for flag, value in (("--num-samples", args.num_samples), ("--strategy", args.strategy)):
+        if value is not None and spec.search == "grid":
+            raise SweepConfigError(f"{flag} applies to an Optuna search, but sweep {spec.name!r} searches a grid, which "
+                                   "trains each of its points once; add --search optuna, or change [grid]")
+    spec = smoke_spec(spec) if args.smoke else spec
+    return spec if args.scheduler is None else replace(spec, scheduler=args.scheduler)
 
 
 def options_from_args(args: argparse.Namespace) -> SweepOptions:

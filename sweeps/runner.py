@@ -14,18 +14,19 @@ from frozen_slt.config import ExperimentConfig
 from frozen_slt.errors import SweepError
 
 from trainables.points import point_config, trial_point
-from trainables.tune_trainable import train_trial
+from trainables.tune_trainable import train_trial, trained_full_budget
 
 from .cluster import check_resources, local_ray_record, reap_local_ray, start_ray, warn_if_storage_is_not_shared
 from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
 from .progress import ProgressCallback
-from .space import OptunaSpace, SweepPlan, plan_sweep
+from .scheduler import MultiObjectiveAsha, stop_records
+from .search import FamilySearch
+from .space import SweepPlan, plan_sweep, search_budgets
 from .spec import SweepSpec
 from .tickets import artifact_uri, hand_back_ticket
 from .tracking import SweepTracker
 
 TRAINABLES = Path(__file__).resolve().parents[1] / "trainables"
-OBJECTIVES = (["best_val_accuracy", "ticket_bits"], ["max", "min"])
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class SweepOutcome:
     failed: list[tuple[str, str]] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # grid points left out: pruned with f > k
+    stopped: list[dict[str, Any]] = field(default_factory=list)  # trials MO-ASHA stopped early (not in fronts)
+    epochs_trained: int = 0  # over all trials, by the last epoch each reported
+    epochs_saved: int = 0  # the epochs the stopped trials did not train
     checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> its last Ray checkpoint
     fronts: dict[str, Any] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
@@ -68,15 +72,23 @@ def _state_path(options: SweepOptions, spec: SweepSpec) -> Path:
     return options.local_dir / f"{spec.run_name}.sweep.json"
 
 
-def _searcher(spec: SweepSpec, options: SweepOptions):
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
+def _scheduler_path(spec: SweepSpec, options: SweepOptions) -> Path:
+    return options.local_dir / f"{spec.run_name}.scheduler.json"
 
+
+def _scheduler(spec: SweepSpec, options: SweepOptions) -> MultiObjectiveAsha | None:
+    if spec.scheduler == "fifo":
+        return None
+    return MultiObjectiveAsha(spec.rungs(), spec.reduction_factor, str(_scheduler_path(spec, options)))
+
+
+def _searcher(spec: SweepSpec, options: SweepOptions) -> FamilySearch:
+    """One Optuna study per family (per family and size, size-aware), named ``<run name>.<family>...``."""
     url = spec.optuna_storage or f"sqlite:///{(options.local_dir / f'{spec.run_name}.optuna.db').resolve()}"
-    sampler = (optuna.samplers.NSGAIISampler(seed=spec.sampler_seed) if spec.sampler == "nsga2"
-               else optuna.samplers.TPESampler(seed=spec.sampler_seed, multivariate=True))
-    return OptunaSearch(space=OptunaSpace(spec), metric=OBJECTIVES[0], mode=OBJECTIVES[1], sampler=sampler,
-                        storage=optuna.storages.RDBStorage(url), study_name=spec.run_name)
+    settings = {"strategy": spec.strategy, "budgets": search_budgets(spec), "sparsity_range": list(spec.sparsity_range),
+                "freeze_range": list(spec.freeze_range), "seed": spec.sampler_seed, "trial_seed": spec.trial_seed,
+                "baseline": spec.weight_trained_baseline, "prefix": spec.run_name}
+    return FamilySearch(settings, url)
 
 
 def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, restore: bool):
@@ -96,14 +108,15 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
     if spec.search == "grid":
         param_space, search_alg, samples = {"point": tune.grid_search(plan.points)}, None, 1
     else:
-        param_space, search_alg, samples = {}, _searcher(spec, options), spec.num_samples
+        search_alg = _searcher(spec, options)
+        param_space, samples = {}, search_alg.total
     return tune.Tuner(
         trainable,
         param_space=param_space,
         # reuse_actors: a worker process runs trial after trial, so torch, torch._dynamo (the optimizer's first
         # call) and the dataset are imported and loaded once per worker, not per trial (benchmarks/trial.py).
-        tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=samples, max_concurrent_trials=spec.max_concurrent,
-                                    reuse_actors=True),
+        tune_config=tune.TuneConfig(search_alg=search_alg, scheduler=_scheduler(spec, options), num_samples=samples,
+                                    max_concurrent_trials=spec.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
             name=spec.run_name, storage_path=options.storage, verbose=1 if options.verbose >= 2 else 0,
             callbacks=[callback, *([ProgressCallback()] if options.verbose >= 1 else [])],
@@ -128,10 +141,9 @@ def _experiment_path(options: SweepOptions, spec: SweepSpec) -> str:
     return f"{options.storage.rstrip('/')}/{spec.run_name}"
 
 
-def _record(result, base: ExperimentConfig) -> dict[str, Any] | None:
-    metrics = result.metrics or {}
-    if not metrics.get("done"):
-        return None
+def _record(result, base: ExperimentConfig) -> dict[str, Any]:
+    """A trial's row from its last result (best validation accuracy so far, its test accuracy, size)."""
+    metrics = result.metrics
     point = trial_point(result.config)
     config = point_config(base, point)
     return {
@@ -170,11 +182,15 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
             {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name,
              "local_ray": local_ray_record() if started else None}).encode())
         base = spec.base_config()
-        callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict(), str(_tickets_dir(spec, options)))
+        scheduler_log = _scheduler_path(spec, options)
+        if not restore:
+            scheduler_log.unlink(missing_ok=True)  # a log without its Ray experiment belongs to no run
+        callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict(), str(_tickets_dir(spec, options)),
+                                       str(scheduler_log))
         _clear_pending(spec, options)  # checkpoints a killed run left in flight: no trial of this sweep runs now
         grid = _tuner(spec, options, plan, callback, restore).fit()
         _clear_pending(spec, options)
-        outcome = _collect(grid, base)
+        outcome = _collect(grid, base, stop_records(scheduler_log))
         outcome.skipped, outcome.experiment_id, outcome.parent_run_id = plan.skipped, tracker.experiment_id, parent
         _publish(spec, options, tracker, outcome)
     return outcome
@@ -195,19 +211,27 @@ def _prior_state(spec: SweepSpec, options: SweepOptions) -> tuple[bool, dict[str
     return restore, state
 
 
-def _collect(grid, base: ExperimentConfig) -> SweepOutcome:
+def _collect(grid, base: ExperimentConfig, stops: dict[str, dict[str, Any]]) -> SweepOutcome:
+    """Sort the trials: full-budget records (the fronts' only input), stopped, failed, unfinished;
+    ``stops`` is the scheduler's ``{trial id: stopping decision}``."""
     outcome = SweepOutcome()
     for result in grid:
-        trial = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        metrics = result.metrics or {}
+        trial = metrics.get("trial_id") or Path(result.path).name
+        outcome.epochs_trained += int(metrics.get("epoch", 0))
         if result.error is not None:
             outcome.failed.append((trial, str(result.error).strip().splitlines()[-1][:300]))
-            continue
-        record = _record(result, base)
-        if record is None:
-            outcome.unfinished.append(trial)
-        else:
+        elif trained_full_budget(metrics):
+            record = _record(result, base)
             outcome.records.append(record)
             outcome.checkpoints[record["trial_id"]] = result.checkpoint
+        elif trial in stops:
+            record = _record(result, base)
+            record.update(stopped_at_epoch=int(metrics["epoch"]), stop_reason=stops[trial]["reason"])
+            outcome.stopped.append(record)
+            outcome.epochs_saved += base.train.epochs - record["stopped_at_epoch"]
+        else:
+            outcome.unfinished.append(trial)
     return outcome
 
 
@@ -235,19 +259,29 @@ def _hand_back_tickets(spec: SweepSpec, options: SweepOptions, tracker: SweepTra
 
 
 def _spec_params(spec: SweepSpec) -> dict[str, Any]:
-    return {key: value for key, value in asdict(spec).items() if key != "experiment"} | {"experiment": spec.experiment}
+    params = {key: value for key, value in asdict(spec).items() if key != "experiment"} | {"experiment": spec.experiment}
+    return params | ({"family_budgets": search_budgets(spec)} if spec.search == "optuna" else {})
 
 
 def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome) -> None:
     """Fronts, tables, plot and hypervolumes into the parent run."""
     _hand_back_tickets(spec, options, tracker, outcome)
     outcome.fronts = compute_fronts(outcome.records)
+    outcome.fronts["early_stopping"] = early_stopping_summary(spec, outcome)
     directory = _results_dir(spec, options)
     outcome.artifacts = write_tables(outcome.fronts, directory)
     if outcome.records:
         base = spec.base_config()
         title = f"{spec.name}: {base.model} on {base.dataset}"
-        outcome.artifacts.append(plot_fronts(outcome.records, outcome.fronts, directory / "pareto_fronts.png", title))
+        outcome.artifacts.append(plot_fronts(outcome.records, outcome.fronts, directory / "pareto_fronts.png", title,
+                                             stopped=outcome.stopped))
     (directory / "pareto_fronts.txt").write_text(format_fronts(outcome.fronts) + "\n")
     outcome.artifacts.append(directory / "pareto_fronts.txt")
     tracker.publish(outcome.artifacts, outcome.fronts, outcome.status)
+
+
+def early_stopping_summary(spec: SweepSpec, outcome: SweepOutcome) -> dict[str, Any]:
+    """The scheduler, how many trials it stopped, the epochs trained in all and the epochs the stops saved."""
+    return {"scheduler": spec.scheduler, "trials": len(outcome.records) + len(outcome.stopped),
+            "trials_stopped": len(outcome.stopped), "epochs_trained": outcome.epochs_trained,
+            "epochs_saved": outcome.epochs_saved, "stopped": outcome.stopped}

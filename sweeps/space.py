@@ -1,7 +1,7 @@
 """Search spaces. They only suggest values (family, sparsity, freeze_ratio, lock_share, seed); nothing here
 builds a model. Every point they produce is feasible under docs/method.md §2, and :func:`plan_sweep`
-proves it before Ray starts: each grid point becomes a validated ExperimentConfig, and the Optuna
-space's corners do.
+proves it before Ray starts: each grid point becomes a validated ExperimentConfig, and so does every
+corner of the boxes an Optuna search samples (sweeps.boxes, sweeps.strategies).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from frozen_slt.ratios import RATIO_TOLERANCE, lock_share_bounds, resolve_lock_s
 from trainables.points import point_config
 
 from .spec import SweepSpec
-
-#: Smallest lock share the optuna space gives the frozen family (s = 0 is the pruned family).
-MIN_FROZEN_LOCK_SHARE = 0.01
+from .strategies import family_budgets, plan_cells
 #: Infeasible (k, f) pairs named in full in an error; the rest are counted.
 NAMED_PAIRS = 5
 
@@ -88,13 +86,13 @@ def _check_frozen_lock_share(spec: SweepSpec) -> None:
 
 
 def plan_sweep(spec: SweepSpec) -> SweepPlan:
-    """Validate everything a sweep will run, without Ray: every grid point as an ExperimentConfig, or
-    for Optuna the base config at the corners of its ranges for each family. Raises SweepConfigError."""
+    """Validate everything a sweep will run, without Ray: every grid point as an ExperimentConfig, or for
+    Optuna the family budgets and every corner of every study's box. Raises SweepConfigError."""
     base = spec.base_config()
     if spec.search == "grid":
         points, skipped = grid_points(spec)
     else:
-        points, skipped = _optuna_corners(spec), []
+        points, skipped = _box_corners(spec), []
     for point in points:
         try:
             point_config(base, point)
@@ -103,46 +101,13 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     return SweepPlan(points if spec.search == "grid" else [], skipped)
 
 
-def _optuna_corners(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Points at the ends of the Optuna ranges, each as :class:`OptunaSpace` would suggest it."""
-    seed, points = spec.seeds[0], []
-    for sparsity in spec.sparsity_range:
-        for freeze_ratio in spec.freeze_range:
-            candidates = {
-                "dense": {"sparsity": sparsity},
-                "pruned": {"sparsity": sparsity, "freeze_ratio": min(freeze_ratio, sparsity), "lock_share": 0.0},
-                "frozen": {"sparsity": sparsity, "freeze_ratio": freeze_ratio, "lock_share": "proportional"},
-            }
-            points += [{"family": family, **candidates[family], "seed": seed} for family in spec.families]
-    return points
+def search_budgets(spec: SweepSpec) -> dict[str, int]:
+    """An Optuna search's ticket trials per family."""
+    return family_budgets(spec.num_samples, spec.shares())
 
 
-class OptunaSpace:
-    """Define-by-run space for Optuna: the ranges of later values depend on earlier ones, so that every
-    suggestion is feasible: for pruned sources f ≤ k; for frozen sources
-    max(0.01, 1 − k/f) ≤ s ≤ min(1, (1−k)/f) (p = (1−s)·f ≤ k and r = s·f ≤ 1 − k).
-    Calling it on a trial returns the constants of the point.
-
-    A class rather than a closure: Ray pickles the searcher, and this space with it, in every
-    experiment snapshot, and a resumed sweep unpickles it.
-    """
-
-    def __init__(self, spec: SweepSpec) -> None:
-        self.sparsity_range = spec.sparsity_range
-        self.freeze_range = spec.freeze_range
-        self.families = list(spec.families)
-        self.seed = spec.seeds[0]
-
-    def __call__(self, trial) -> dict[str, Any]:
-        low_f, high_f = self.freeze_range
-        family = trial.suggest_categorical("family", self.families)
-        sparsity = trial.suggest_float("sparsity", *self.sparsity_range)
-        if family == "dense":
-            return {"seed": self.seed}
-        if family == "pruned":
-            trial.suggest_float("freeze_ratio", min(low_f, sparsity), min(high_f, sparsity))
-            return {"seed": self.seed, "lock_share": 0.0}
-        freeze_ratio = trial.suggest_float("freeze_ratio", low_f, high_f)
-        low_s, high_s = lock_share_bounds(sparsity, freeze_ratio)
-        trial.suggest_float("lock_share", max(low_s, min(MIN_FROZEN_LOCK_SHARE, high_s)), high_s)
-        return {"seed": self.seed}
+def _box_corners(spec: SweepSpec) -> list[dict[str, Any]]:
+    """The points at the corners of every study's box (for the size-aware strategy: at every size)."""
+    cells = plan_cells(spec.strategy, search_budgets(spec), spec.sparsity_range, spec.freeze_range)
+    points = [{"family": "weight_trained", "seed": spec.trial_seed}] if spec.weight_trained_baseline else []
+    return points + [cell.box.point(corner, spec.trial_seed) for cell in cells for corner in cell.box.corners()]

@@ -25,7 +25,8 @@ from trainables.points import TICKET_FAMILIES
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "digits.toml"
 SEARCHES = ("grid", "optuna")
-SAMPLERS = ("nsga2", "tpe")
+STRATEGIES = ("size-aware", "nsga2", "tpe", "gp", "random")
+SCHEDULERS = ("fifo", "mo-asha")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -82,6 +83,15 @@ def _lock_share(where: str, value: Any) -> float | str:
     if not _is_number(value) or not 0 <= value <= 1:
         _fail(where, "a number in [0, 1] or \"proportional\"", value)
     return float(value)
+
+
+def _shares(where: str, value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value or any(key not in TICKET_FAMILIES for key in value) \
+            or not all(_is_number(v) and v > 0 for v in value.values()):
+        _fail(where, f"a table of numbers > 0 keyed by family ({', '.join(TICKET_FAMILIES)})", value)
+    return {key: float(v) for key, v in value.items()}
 
 
 def _seeds(where: str, value: Any) -> tuple[int, ...]:
@@ -145,12 +155,22 @@ class SweepSpec:
     grid_lock_share: float | str = _setting("proportional", "grid", "lock_share", _lock_share,
                                             "lock share s of the frozen family (a number or proportional)")
     seeds: tuple[int, ...] = _setting((0,), "grid", "seeds", _seeds, "seeds of weights, scores, pattern and order")
-    num_samples: int = _setting(24, "optuna", "num_samples", _integer(1), "Optuna trials")
-    sampler: str = _setting("nsga2", "optuna", "sampler", _choice(*SAMPLERS), "Optuna sampler")
-    sampler_seed: int = _setting(0, "optuna", "seed", _integer(0), "seed of the Optuna sampler")
+    num_samples: int = _setting(24, "optuna", "num_samples", _integer(1),
+                                "ticket trials, split over the families by family_shares (the baseline comes on top)")
+    strategy: str = _setting("size-aware", "optuna", "strategy", _choice(*STRATEGIES), "how each family is searched")
+    family_shares: dict[str, float] | None = _setting(None, "optuna", "family_shares", _shares,
+                                                      "each family's share of num_samples (default: even)")
+    sampler_seed: int = _setting(0, "optuna", "seed", _integer(0), "seed of the Optuna samplers")
+    trial_seed: int = _setting(0, "optuna", "trial_seed", _integer(0),
+                               "seed of weights, scores, pattern and order of every Optuna trial and the baseline")
     sparsity_range: tuple[float, float] = _setting((0.05, 0.95), "optuna", "sparsity", _range, "range of k")
     freeze_range: tuple[float, float] = _setting((0.1, 0.9), "optuna", "freeze_ratio", _range, "range of f")
     optuna_storage: str | None = _setting(None, "optuna", "storage", _optional_text, "SQLAlchemy URL of the study")
+    scheduler: str = _setting("fifo", "scheduler", "kind", _choice(*SCHEDULERS),
+                              "fifo (every trial trains its whole budget) or mo-asha (dominated trials stop early)")
+    grace_epochs: int = _setting(1, "scheduler", "grace_epochs", _integer(1), "epoch of MO-ASHA's first rung")
+    reduction_factor: float = _setting(3.0, "scheduler", "reduction_factor", _number(1, strict=True),
+                                       "MO-ASHA's η: rungs at grace_epochs·η^i, the best 1/η of a family go on")
     cpus_per_trial: float = _setting(1.0, "resources", "cpus_per_trial", _number(0, strict=True), "CPUs per trial")
     gpus_per_trial: float = _setting(0.0, "resources", "gpus_per_trial", _number(0, strict=False), "GPUs per trial")
     max_concurrent: int | None = _setting(None, "resources", "max_concurrent", _integer(1, optional=True),
@@ -167,6 +187,22 @@ class SweepSpec:
         if not isinstance(self.experiment, dict):
             _fail("[experiment]", "a table of `frozen-slt train` settings", self.experiment)
         self.base_config()  # validates the experiment settings
+        if self.family_shares is not None and set(self.family_shares) != set(self.families):
+            raise SweepConfigError(f"[optuna] family_shares names {sorted(self.family_shares)}, but the sweep maps "
+                                   f"families {list(self.families)}: give one share to each of them")
+        if self.scheduler == "mo-asha" and not self.rungs():
+            epochs = self.base_config().train.epochs
+            raise SweepConfigError(f"[scheduler] grace_epochs = {self.grace_epochs} leaves no MO-ASHA rung below the "
+                                   f"{epochs} training epochs, so it would stop nothing; use grace_epochs < {epochs} "
+                                   "or kind = \"fifo\"")
+
+    def shares(self) -> dict[str, float]:
+        """Each mapped family's share of an Optuna search's trials (``family_shares``, else equal)."""
+        return {family: (self.family_shares or {}).get(family, 1.0) for family in self.families}
+
+    def rungs(self) -> tuple[int, ...]:
+        """Epochs of the MO-ASHA rungs: grace_epochs · η^i below the epoch budget (sweeps.scheduler)."""
+        return rung_epochs(self.grace_epochs, self.reduction_factor, self.base_config().train.epochs)
 
     def base_config(self) -> ExperimentConfig:
         """The ExperimentConfig every trial starts from (before its point is applied)."""
@@ -176,9 +212,11 @@ class SweepSpec:
             raise SweepConfigError(f"[experiment] in sweep {self.name!r}: {error}") from None
 
     def sweep_hash(self) -> str:
-        """8 hex digits identifying what this sweep computes (resources and concurrency excluded)."""
-        identity = {key: value for key, value in asdict(self).items()
-                    if key not in ("cpus_per_trial", "gpus_per_trial", "max_concurrent", "max_failures")}
+        """8 hex digits identifying what this sweep computes (resources, concurrency and unused sections excluded)."""
+        # settings a sweep does not use change nothing it computes: the other search's, and MO-ASHA's under FIFO
+        unused = {"grid" if self.search == "optuna" else "optuna", "resources", *(("scheduler",) if self.scheduler == "fifo" else ())}
+        excluded = {f.name for f in fields(self) if f.metadata["section"] in unused}
+        identity = {key: value for key, value in asdict(self).items() if key not in excluded}
         identity["experiment"] = self.base_config().identity_dict()
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
@@ -186,6 +224,18 @@ class SweepSpec:
     def run_name(self) -> str:
         """Name of the Ray experiment and the MLflow parent run: ``<name>-<sweep hash>``."""
         return f"{self.name}-{self.sweep_hash()}"
+
+
+def rung_epochs(grace_epochs: int, reduction_factor: float, epochs: int) -> tuple[int, ...]:
+    """The rungs: the first epoch at or past ``grace · η^i``, for i = 0, 1, ..., strictly below ``epochs``
+    (a rung at the last epoch would stop nothing); equal neighbours (η close to 1) are counted once."""
+    rungs: list[int] = []
+    power = 0
+    while (rung := math.ceil(grace_epochs * reduction_factor ** power - 1e-9)) < epochs:
+        if not rungs or rung > rungs[-1]:
+            rungs.append(rung)
+        power += 1
+    return tuple(rungs)
 
 
 def _where(spec_field) -> str:
@@ -255,5 +305,5 @@ def smoke_spec(spec: SweepSpec) -> SweepSpec:
     """Two trials of one epoch: a dense and a frozen point (seconds; for tests and quick checks)."""
     return replace(
         spec, experiment=merge_settings(spec.experiment, {"epochs": 1}), families=("dense", "frozen"), weight_trained_baseline=False,
-        search="grid", grid_sparsity=(0.5,), grid_freeze_ratio=(0.5,), seeds=(spec.seeds[0],), num_samples=2, smoke=True,
+        search="grid", grid_sparsity=(0.5,), grid_freeze_ratio=(0.5,), seeds=(spec.seeds[0],), num_samples=2, scheduler="fifo", smoke=True,
     )

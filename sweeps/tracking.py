@@ -21,8 +21,10 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from frozen_slt.config import ExperimentConfig
-from trainables.points import point_config, trial_point
+from trainables.points import coordinates, point_config, trial_point
+from trainables.tune_trainable import trained_full_budget
 
+from .scheduler import stop_records
 from .tickets import hand_back_ticket
 
 log = logging.getLogger(__name__)
@@ -146,6 +148,8 @@ class SweepTracker:
         now = int(time.time() * 1000)
         metrics = [Metric(f"hypervolume_{family}", data["hypervolume"], now, 0) for family, data in fronts["families"].items()]
         metrics += [Metric(f"front_size_{family}", len(data["front"]), now, 0) for family, data in fronts["families"].items()]
+        summary = fronts.get("early_stopping", {})
+        metrics += [Metric(key, summary[key], now, 0) for key in ("trials_stopped", "epochs_trained", "epochs_saved") if key in summary]
         self.client.log_batch(self.parent_id, metrics=metrics)
         self.end(status)
 
@@ -190,8 +194,17 @@ class TrialLogger:
         self.client.log_batch(run_id, metrics=metrics)
         self._logged_epoch[run_id] = epoch
 
-    def finish_child(self, run_id: str, result: dict[str, Any] | None, error: str | None = None) -> None:
-        if result and "best_val_accuracy" in result:
+    def finish_child(self, run_id: str, result: dict[str, Any] | None, error: str | None = None,
+                     stop: dict[str, Any] | None = None) -> None:
+        """End a child run FINISHED (or FAILED with ``error``). A full-budget trial logs its final
+        accuracies; one a scheduler stopped (``stop``: its decision) logs none, only its size, and is
+        tagged ``stopped_at_epoch`` and ``stop_reason``."""
+        if stop is not None:
+            self.client.set_tag(run_id, "stopped_at_epoch", str(stop["epoch"]))
+            self.client.set_tag(run_id, "stop_reason", stop["reason"])
+            if result and "ticket_bits" in result:
+                self.client.log_batch(run_id, metrics=[Metric("ticket_bits", float(result["ticket_bits"]), int(time.time() * 1000), 0)])
+        elif result and trained_full_budget(result):
             final = {"final_val_accuracy": result["best_val_accuracy"], "final_test_accuracy": result["best_test_accuracy"],
                      "ticket_bits": result["ticket_bits"], "best_epoch": result["best_epoch"]}
             now = int(time.time() * 1000)
@@ -207,9 +220,12 @@ class MlflowTrialCallback(tune.Callback):
     It holds only plain values, so Ray can store it with the experiment and bring it back on restore.
     """
 
-    def __init__(self, tracking_uri: str, parent_id: str, base_config: dict[str, Any], tickets_dir: str):
+    scheduler_log: str | None = None  # the MO-ASHA decision log, to tag the trials it stopped (None: FIFO)
+
+    def __init__(self, tracking_uri: str, parent_id: str, base_config: dict[str, Any], tickets_dir: str,
+                 scheduler_log: str | None = None):
         self.tracking_uri, self.parent_id, self.base_config = tracking_uri, parent_id, base_config
-        self.tickets_dir = tickets_dir
+        self.tickets_dir, self.scheduler_log = tickets_dir, scheduler_log
         self._logger: TrialLogger | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -225,7 +241,9 @@ class MlflowTrialCallback(tune.Callback):
         point = trial_point(trial.config)
         config = point_config(ExperimentConfig.from_dict(self.base_config), point)
         tags = {"family": config.family, "config_hash": config.config_hash()}
-        params = {"point": dict(point), "config": config.to_dict()}
+        params = {"point": dict(point), "ticket": coordinates(point), "config": config.to_dict()}
+        if "box" in trial.config:  # an Optuna trial: its study and the box coordinates its sampler chose (sweeps.boxes)
+            params["box"], params["study"] = dict(trial.config["box"]), trial.config["study"]
         return self.logger.child(trial.trial_id, str(trial), tags, params)
 
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -236,8 +254,14 @@ class MlflowTrialCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self._run_id(trial)
+        result = trial.last_result or None
+        if result and not trained_full_budget(result):  # stopped early by the scheduler: no ticket, no final values
+            stop = stop_records(self.scheduler_log).get(trial.trial_id)
+            self.logger.finish_child(run_id, result, stop=stop or {"epoch": result.get("epoch"),
+                                                                   "reason": "stopped before its last epoch"})
+            return
         hand_back_ticket(self.logger.client, run_id, trial.checkpoint, self.tickets_dir, trial.trial_id)
-        self.logger.finish_child(run_id, trial.last_result or None)
+        self.logger.finish_child(run_id, result)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.logger.finish_child(self._run_id(trial), None, error=last_error(trial))

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from frozen_slt.pareto import hypervolume, non_dominated_ranks, pareto_front
+from frozen_slt.pareto import hypervolume, hypervolume_contributions, non_dominated_ranks, pareto_front, promotion_order
 
 
 def test_front_by_hand():
@@ -35,3 +35,28 @@ def test_hypervolume_edge_cases():
     assert hypervolume([(100, 0.9)], (100, 0.0)) == 0.0  # on the reference size: no area
     assert hypervolume([(1, 0.5)], (100, 0.0)) == pytest.approx(2 * 0.5)
     assert math.isclose(hypervolume([(10, 0.5), (10, 0.5)], (100, 0.0)), 0.5)
+
+
+def test_hypervolume_contributions_by_hand():
+    # Against (20_000 bits, 0) the front (log10 size, accuracy) = (1, .5), (2, .7), (3, .8), (4, .95) alone adds
+    # (2 - 1)(.5 - 0), (3 - 2)(.7 - .5), (4 - 3)(.8 - .7) and (log10 20_000 - 4)(.95 - .8)
+    points = [(10, 0.5), (100, 0.7), (1000, 0.8), (10_000, 0.95)]
+    assert hypervolume_contributions(points, (20_000, 0.0)) == pytest.approx([0.5, 0.2, 0.1, math.log10(2) * 0.15])
+    assert hypervolume_contributions(points + [(100, 0.6)], (20_000, 0.0))[-1] == 0.0  # dominated: adds nothing
+    assert hypervolume_contributions([(10, 0.5), (10, 0.5)], (100, 0.0)) == [0.0, 0.0]  # each duplicates the other
+
+
+def test_promotion_order_by_hand():
+    points = [(10, 0.5), (100, 0.7), (1000, 0.8), (10_000, 0.95)]
+    # one layer, reference (20_000, 0): by contribution .5, .2, .1, .045
+    assert promotion_order(points) == [0, 1, 2, 3]
+    # (100, 0.6) is dominated by (100, 0.7), and (100, 0.5) by both: ranks 1 and 2 come after the layer
+    assert promotion_order(points + [(100, 0.5), (100, 0.6)]) == [0, 1, 2, 3, 5, 4]
+    # two tickets on the front, reference (600, 0): the small one adds (log10 300 - 2)(.5) = .24, the large
+    # one (log10 2)(.8 - .5) = .09; with the small one at .1 accuracy it adds .048 against the large one's .21
+    assert promotion_order([(300, 0.8), (100, 0.5)]) == [1, 0]
+    assert promotion_order([(300, 0.8), (100, 0.1)]) == [0, 1]
+    # equal accuracy: the smaller ticket dominates the larger one
+    assert promotion_order([(100, 0.5), (10, 0.5)]) == [1, 0]
+    # identical points: same rank, neither adds anything the other does not, so the one listed first goes first
+    assert promotion_order([(10, 0.5), (10, 0.5)]) == [0, 1]

@@ -1,22 +1,21 @@
 """Sweep configuration and search spaces, without Ray: every point a space suggests is feasible."""
 
 import copy
-import pickle
+from dataclasses import replace
 from pathlib import Path
 
-import optuna
 import pytest
 import yaml
 
-from sweeps.spec import CONFIG_DIR, SweepConfigError, load_sweep_spec, smoke_spec
-from sweeps.space import OptunaSpace, grid_points
+from sweeps.spec import CONFIG_DIR, STRATEGIES, SweepConfigError, load_sweep_spec, smoke_spec
+from sweeps.space import grid_points, plan_sweep
 from trainables.points import point_config
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.toml")), ids=lambda p: p.name)
-def test_shipped_configs_load_and_every_grid_point_is_feasible(path):
+def test_shipped_configs_load_and_every_point_they_can_search_is_feasible(path):
     spec = load_sweep_spec(path)
     base = spec.base_config()
     points, skipped = grid_points(spec)
@@ -24,6 +23,8 @@ def test_shipped_configs_load_and_every_grid_point_is_feasible(path):
     assert families >= set(spec.families)
     for note in skipped:
         assert note.startswith("pruned") or "lock_share" in note
+    for strategy in STRATEGIES:  # and every corner of every Optuna study's box
+        plan_sweep(replace(spec, search="optuna", strategy=strategy))
 
 
 def test_default_grid_by_hand():
@@ -35,37 +36,6 @@ def test_default_grid_by_hand():
     # k in {0.3, 0.5, 0.7}, f in {0.2, 0.4, 0.6, 0.8}: dense 3, frozen 3·4 = 12, pruned needs f <= k: 1 + 2 + 3 = 6.
     assert {family: len(items) for family, items in by_family.items()} == {"weight_trained": 1, "dense": 3, "pruned": 6, "frozen": 12}
     assert len(skipped) == 6 and all(note.startswith("pruned") for note in skipped)
-
-
-@pytest.mark.parametrize("sampler", [optuna.samplers.NSGAIISampler(seed=1), optuna.samplers.TPESampler(seed=1)])
-def test_every_optuna_suggestion_is_feasible(sampler):
-    spec = load_sweep_spec(CONFIG_DIR / "digits.toml")
-    base = spec.base_config()
-    define = OptunaSpace(spec)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    seen = set()
-    for index in range(150):
-        trial = study.ask()
-        constants = define(trial)
-        point = {**trial.params, **constants}
-        config = point_config(base, point)  # raises if infeasible or of another family
-        ticket = config.ticket
-        assert ticket.prune_ratio <= ticket.sparsity + 1e-9 and ticket.sparsity <= 1 - ticket.lock_ratio + 1e-9
-        if point["family"] == "frozen":
-            assert ticket.lock_ratio > 0
-        seen.add(point["family"])
-        study.tell(trial, [ticket.sparsity, 1 - ticket.freeze_ratio])  # any values: only the sampler's moves matter
-    assert seen == {"dense", "pruned", "frozen"}
-
-
-def test_optuna_space_survives_pickling():
-    # Ray pickles the searcher with its space in every experiment snapshot; a closure would fail there
-    spec = load_sweep_spec(CONFIG_DIR / "digits.toml")
-    space = pickle.loads(pickle.dumps(OptunaSpace(spec)))
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.TPESampler(seed=3))
-    trial = study.ask()
-    assert space(trial) == {"seed": 0, **({"lock_share": 0.0} if trial.params["family"] == "pruned" else {})}
 
 
 def test_smoke_spec_is_two_one_epoch_trials():

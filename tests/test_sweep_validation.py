@@ -50,6 +50,23 @@ def run_main(tmp_path, text, *args):
     (GOOD.replace('["dense", "pruned", "frozen"]', '["pruned"]').replace("[0.3, 0.6]", "[0.6, 0.7]"), [],
      "the grid has no pruned point"),
     (GOOD.replace("[0.3, 0.6]", "[0.0, 0.6]"), [], "[grid] freeze_ratio 0 gives no pruned or frozen source"),
+    (GOOD, ["--scheduler", "mo-asha"], "[scheduler] grace_epochs = 1 leaves no MO-ASHA rung below the 1 training epochs"),
+    (GOOD, ["--num-samples", "8"], "--num-samples applies to an Optuna search, but sweep 'check' searches a grid"),
+    (GOOD, ["--strategy", "tpe"], "--strategy applies to an Optuna search, but sweep 'check' searches a grid"),
+    (GOOD + '[optuna]\nstrategy = "cmaes"\n', [], "unknown [optuna] strategy 'cmaes'; valid: size-aware, nsga2, tpe, gp, random"),
+    (GOOD + '[optuna]\nsampler = "nsga2"\n', [], "unknown keys ['sampler'] in [optuna]"),
+    (GOOD + "[optuna]\nfamily_shares = { dense = 1, frozen = 2 }\n", [],
+     "[optuna] family_shares names ['dense', 'frozen'], but the sweep maps families ['dense', 'pruned', 'frozen']"),
+    (GOOD + "[optuna]\nfamily_shares = { dense = 1, pruned = 0, frozen = 2 }\n", [],
+     "[optuna] family_shares must be a table of numbers > 0 keyed by family"),
+    (GOOD + "[optuna]\nfamily_shares = { dense = 1, pruned = 1, sparse = 2 }\n", [],
+     "[optuna] family_shares must be a table of numbers > 0 keyed by family (dense, pruned, frozen), got"),
+    (GOOD + '[optuna]\nfamily_shares = "even"\n', [], "[optuna] family_shares must be a table of numbers > 0"),
+    (GOOD + "[optuna]\nfamily_shares = { dense = 1, pruned = true, frozen = 2 }\n", [],
+     "[optuna] family_shares must be a table of numbers > 0"),
+    (GOOD, ["--search", "optuna", "--num-samples", "2"], "num_samples = 2 cannot give each of the 3 families"),
+    (GOOD + "[optuna]\nsparsity = [0.1, 0.3]\nfreeze_ratio = [0.5, 0.9]\n", ["--search", "optuna"],
+     "a pruned source needs freeze_ratio <= sparsity"),
 ])
 def test_bad_sweeps_exit_2_before_ray_or_mlflow_start(tmp_path, capsys, text, args, needle):
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}

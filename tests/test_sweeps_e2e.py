@@ -43,7 +43,7 @@ ENV = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"
 SMALL_SWEEP = """
 name = "{name}"
 search = "{search}"
-families = ["dense", "pruned", "frozen"]
+families = {families}
 weight_trained_baseline = {baseline}
 [experiment]
 model = "conv4"
@@ -52,21 +52,31 @@ epochs = {epochs}
 batch_size = 64
 lr = 0.05
 [grid]
-sparsity = [0.5]
-freeze_ratio = [0.3, 0.6]
+sparsity = {sparsity}
+freeze_ratio = {freeze}
 [optuna]
 num_samples = {samples}
-sampler = "nsga2"
+strategy = "size-aware"
+sparsity = {optuna_sparsity}
+freeze_ratio = {optuna_freeze}
+[scheduler]
+kind = "{scheduler}"
+grace_epochs = 1
+reduction_factor = 3
 [resources]
 cpus_per_trial = 1
 max_failures = {max_failures}
 """
 
 
-def write_sweep(tmp_path, name="small", search="grid", baseline="true", epochs=2, samples=3, max_failures=2):
+def write_sweep(tmp_path, name="small", search="grid", baseline="true", epochs=2, samples=3, max_failures=2,
+                families='["dense", "pruned", "frozen"]', sparsity="[0.5]", freeze="[0.3, 0.6]", scheduler="fifo",
+                optuna_sparsity="[0.1, 0.9]", optuna_freeze="[0.1, 0.9]"):
     path = tmp_path / f"{name}.toml"
-    path.write_text(SMALL_SWEEP.format(name=name, search=search, baseline=baseline, epochs=epochs,
-                                       samples=samples, max_failures=max_failures))
+    path.write_text(SMALL_SWEEP.format(name=name, search=search, baseline=baseline, epochs=epochs, samples=samples,
+                                       max_failures=max_failures, families=families, sparsity=sparsity, freeze=freeze,
+                                       scheduler=scheduler, optuna_sparsity=optuna_sparsity,
+                                       optuna_freeze=optuna_freeze))
     return path
 
 
@@ -139,7 +149,8 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, mar
     unchecked = {key: value for key, value in exposed.items()
                  if key[0] != driver and value[2] != "token" and not any(name in value[0] for name in ("gcs_server", "RuntimeEnvAgent"))}
     assert unchecked == {}
-    assert not any("dashboard" in line for line, _, _ in sockets.values())
+    # no dashboard head listens (the raylet's own command line names the dashboard agent it starts)
+    assert not any("ray/dashboard/dashboard.py" in line for line, _, _ in sockets.values())
     assert answers["the token"] == "ANSWERED"  # the probe can tell an open GCS from a closed one
     assert answers["no token"].startswith("REFUSED") and answers["wrong token"].startswith("REFUSED"), answers
     assert answers["agent"] == 401
@@ -186,17 +197,36 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, mar
     assert Path(frozen["ticket_file"]).name in result.stdout
 
 
-def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, marked_env):
-    config = write_sweep(tmp_path, epochs=3)  # 5 trials: baseline, dense, pruned (f=0.3), frozen x2; pruned f=0.6 > k
-    process = subprocess.Popen(sweep_command(tmp_path, "--config", str(config), "--max-concurrent", "1"),
-                               cwd=tmp_path, env=marked_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def ray_snapshot(tmp_path):
+    """Trial ids in Ray's last experiment snapshot: all of them, and those TERMINATED."""
+    trials = {}
+    for path in (tmp_path / "ray").glob("*/experiment_state-*.json"):
+        try:
+            states = [json.loads(state) for state, _ in json.loads(path.read_text())["trial_data"]]
+        except (OSError, ValueError):  # being replaced just now: the next poll reads it
+            continue
+        trials.update({state["trial_id"]: state["status"] for state in states})
+    return set(trials), {trial for trial, status in trials.items() if status == "TERMINATED"}
+
+
+def kill_after_two_trials(tmp_path, marked_env, *args):
+    """Start a sweep, SIGKILL its driver once two trials finished and Ray's last experiment snapshot holds
+    every trial MLflow has seen; check that its GCS and raylet died with it; the Ray trial ids MLflow had
+    seen finish by then. (Ray snapshots every 10 s or more by default: a trial started or finished after
+    its last snapshot is unknown to a resumed Ray, a gap of Ray's that this test does not cover, so this
+    driver snapshots at every step of Ray's loop.)"""
+    process = subprocess.Popen(sweep_command(tmp_path, *args), cwd=tmp_path, env={**marked_env, "TUNE_GLOBAL_CHECKPOINT_S": "0"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline:
         # the state file appears once the driver has created the MLflow tables: only then read them
-        if list((tmp_path / "ray").glob("*.sweep.json")) and sum(c.info.status == "FINISHED" for c in mlflow_runs(tmp_path)[2]) >= 2:
-            break
-        time.sleep(0.5)
-    time.sleep(3)  # let it get into the next trial
+        if list((tmp_path / "ray").glob("*.sweep.json")):
+            children = mlflow_runs(tmp_path)[2]
+            finished = {c.data.tags.get("ray_trial_id") for c in children if c.info.status == "FINISHED"}
+            known, terminated = ray_snapshot(tmp_path)
+            if len(finished) >= 2 and finished <= terminated and {c.data.tags.get("ray_trial_id") for c in children} <= known:
+                break
+        time.sleep(0.2)
     ours = (tmp_path, Path(marked_env["RAY_TMPDIR"]))
     names = {p.name() for p in marked_processes(marked_env[MARK], ours)}
     assert {"gcs_server", "raylet"} <= names and any("RuntimeEnvAgent" in name for name in names)  # the marks reach Ray
@@ -205,9 +235,18 @@ def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, m
     # the killed driver's GCS and raylet die with it; its agents would linger a minute: the resume ends them
     time.sleep(2)
     assert not {"gcs_server", "raylet"} & {p.name() for p in marked_processes(marked_env[MARK], ours)}
-    _, _, before = mlflow_runs(tmp_path)
-    finished_before = {c.data.tags["ray_trial_id"] for c in before if c.info.status == "FINISHED"}
-    assert 2 <= len(finished_before) < 5
+    return {c.data.tags["ray_trial_id"] for c in mlflow_runs(tmp_path)[2] if c.info.status == "FINISHED"}
+
+
+def test_killed_sweep_resumes_with_its_scheduler_and_completes_every_trial_exactly_once(tmp_path, marked_env):
+    # 5 trials in this order: baseline, pruned and frozen at k = 0.5, then at k = 0.95 (f = 0.3 for both). MO-ASHA
+    # has one rung, at epoch 1. At k = 0.95 a conv4 stays at chance on digits (k = 0.5 is far above it after one
+    # epoch), so the pruned k = 0.95 trial, which has the same size as the k = 0.5 one, is dominated at the rung.
+    config = write_sweep(tmp_path, epochs=3, families='["pruned", "frozen"]', sparsity="[0.5, 0.95]", freeze="[0.3]",
+                         scheduler="mo-asha")
+    finished_before = kill_after_two_trials(tmp_path, marked_env, "--config", str(config), "--max-concurrent", "1")
+    assert 2 <= len(finished_before) < 5  # the baseline and the pruned k = 0.5 trial at least
+    ours = (tmp_path, Path(marked_env["RAY_TMPDIR"]))
     trial_dirs = lambda: {p.name.split("_")[3]: p for p in (tmp_path / "ray").glob("small-*/train_trial_*")}  # noqa: E731
     lines_before = {key: len((path / "result.json").read_text().splitlines()) for key, path in trial_dirs().items()
                     if (path / "result.json").exists()}
@@ -218,7 +257,6 @@ def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, m
 
     resumed = run_sweep(tmp_path, "--config", str(config), "--resume", env=marked_env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "grid: 1 pruned point left out (a pruned source needs f <= k): pruned k=0.5 f=0.6 seed=0" in resumed.stdout
     assert "processes left by the killed driver of this sweep" in resumed.stderr
     assert wait_until_gone(marked_env[MARK], ours) == []  # no stray Ray process of either run
     assert not pending.exists() and not list((tmp_path / "tmp").glob("frozen-slt-checkpoint-*"))
@@ -227,14 +265,30 @@ def test_killed_sweep_resumes_and_completes_every_trial_exactly_once(tmp_path, m
     assert max(Counter(c.data.tags["ray_trial_id"] for c in children).values()) == 1
     assert all(c.info.status == "FINISHED" for c in children)
     assert_no_duplicate_epochs(client, children)
+    # the scheduler's log survived the kill: every ticket trial was recorded at the rung exactly once, and the
+    # pruned k = 0.95 trial, which reached the rung after the kill, was ranked against the k = 0.5 one recorded before
+    (log,) = (tmp_path / "ray").glob("small-*.scheduler.json")
+    decisions = json.loads(log.read_text())["decisions"]
+    assert sorted(Counter((d["trial_id"], d["rung"]) for d in decisions).values()) == [1, 1, 1, 1]
+    by_point = {(c.data.tags["family"], c.data.params["point.sparsity"]): c for c in children if c.data.tags["family"] != "weight_trained"}
+    weak = by_point[("pruned", "0.95")]
+    assert weak.data.tags["stopped_at_epoch"] == "1" and "final_val_accuracy" not in weak.data.metrics
+    assert weak.data.tags["stop_reason"].startswith("rung at epoch 1: not among the best 1 of 2 trials of its family")
+    stopped = {c.data.tags["ray_trial_id"]: int(c.data.tags["stopped_at_epoch"]) for c in children if "stopped_at_epoch" in c.data.tags}
+    assert stopped == {d["trial_id"]: d["epoch"] for d in decisions if not d["go_on"]}
+    assert "stopped_at_epoch" not in by_point[("pruned", "0.5")].data.tags
     dirs = trial_dirs()
     assert len(dirs) == 5
     for child in children:
         trial = child.data.tags["ray_trial_id"]
         epochs = [json.loads(line)["epoch"] for line in (dirs[trial.split("_")[1]] / "result.json").read_text().splitlines()]
-        assert epochs[-1] == 3
+        assert epochs[-1] == stopped.get(trial, 3)  # a stopped trial never trained past its rung
         if trial in finished_before:  # finished trials were not run again
             assert len(epochs) == lines_before[trial.split("_")[1]]
+    assert f"mo-asha stopped {len(stopped)} of 5 trials early" in resumed.stdout
+    fronts = json.loads(next((tmp_path / "ray").glob("small-*.results/pareto_fronts.json")).read_text())
+    assert fronts["families"]["pruned"]["trials"] == 1  # the stopped trial is not on any front
+    assert fronts["early_stopping"]["epochs_saved"] == 2 * len(stopped)
 
 
 def test_trials_that_keep_failing_are_reported(tmp_path):
@@ -247,24 +301,44 @@ def test_trials_that_keep_failing_are_reported(tmp_path):
     assert parents[0].info.status == "FAILED"  # a trial gave up
 
 
-def test_optuna_sweep_keeps_its_study_and_failed_trials_retry_from_checkpoints(tmp_path):
-    config = write_sweep(tmp_path, name="searched", search="optuna", epochs=1, samples=3)
-    result = run_sweep(tmp_path, "--config", str(config), "--inject-fault", "1")  # every trial fails once at epoch 1
-    assert result.returncode == 0, result.stderr[-3000:]
-    (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
-    summaries = optuna.get_all_study_summaries(f"sqlite:///{database}")
-    study = optuna.load_study(study_name=summaries[0].study_name, storage=f"sqlite:///{database}")
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(complete) == 3 and all(len(t.values) == 2 for t in complete)
-    for trial in complete:
-        accuracy, bits = trial.values
-        assert 0 <= accuracy <= 1 and bits > 0
+def test_killed_size_aware_search_resumes_and_its_study_holds_only_full_budget_values(tmp_path, marked_env):
+    # The weight-trained baseline, then four pruned trials of one point (Optuna ranges of width 0): the same size
+    # and, trained alike, the same accuracy at MO-ASHA's rung (epoch 1), where a tie goes to the earlier trial, so
+    # the first goes on and the other three stop there, two or three of them after the kill (ranked against the
+    # first, recorded before it). Each config fails once at epoch 2 and continues from its epoch-1 checkpoint.
+    config = write_sweep(tmp_path, name="searched", search="optuna", epochs=3, samples=4, families='["pruned"]',
+                         scheduler="mo-asha", optuna_sparsity="[0.5, 0.5]", optuna_freeze="[0.3, 0.3]")
+    args = ("--config", str(config), "--max-concurrent", "1", "--inject-fault", "2")
+    finished_before = kill_after_two_trials(tmp_path, marked_env, *args)
+    assert 2 <= len(finished_before) < 5
+    resumed = run_sweep(tmp_path, *args, env=marked_env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert wait_until_gone(marked_env[MARK], (tmp_path, Path(marked_env["RAY_TMPDIR"]))) == []
     client, parents, children = mlflow_runs(tmp_path)
-    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
-    assert parents[0].info.status == "FINISHED"
-    assert_no_duplicate_epochs(client, children)  # each retry resumed after epoch 0 instead of starting over
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 5 and all(c.info.status == "FINISHED" for c in children)
+    assert max(Counter(c.data.tags["ray_trial_id"] for c in children).values()) == 1
+    assert_no_duplicate_epochs(client, children)  # each retry resumed after epoch 1 instead of starting over
+    stopped = [c for c in children if "stopped_at_epoch" in c.data.tags]
+    (full,) = [c for c in children if c.data.tags["family"] == "pruned" and c not in stopped]
+    assert len(stopped) == 3 and {c.data.tags["stopped_at_epoch"] for c in stopped} == {"1"}
+    assert full.data.params["ticket.k"] == "0.5" and full.data.params["ticket.f"] == "0.3" and "box.u_sparsity" in full.data.params
+    assert full.data.params["study"] == "pruned-size0" and parents[0].data.params["family_budgets.pruned"] == "4"
+    (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{database}")  # one study: the pruned family's one size
+    assert summary.study_name.endswith(".pruned-size0")
+    study = optuna.load_study(study_name=summary.study_name, storage=f"sqlite:///{database}")
+    states = Counter(t.state.name for t in study.trials if t.state.name != "FAIL")  # FAIL: asked just before the kill
+    assert states == {"COMPLETE": 1, "PRUNED": 3}  # nothing counted twice, nothing left running
+    (complete,) = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete.values == [full.data.metrics["final_val_accuracy"]]  # the full budget's value, not a rung's
+    (log,) = (tmp_path / "ray").glob("searched-*.scheduler.json")
+    decisions = json.loads(log.read_text())["decisions"]
+    assert [d["go_on"] for d in decisions] == [True, False, False, False]
+    assert len({d["trial_id"] for d in decisions}) == 4
     failed_once = {path.stem for path in (tmp_path / "ray").glob("*.faults/*.failed")}
-    assert failed_once == {c.data.tags["config_hash"] for c in children}
+    assert failed_once == {c.data.tags["config_hash"] for c in children}  # the baseline's and the pruned point's
+    assert "mo-asha stopped 3 of 5 trials early" in resumed.stdout
 
 
 def free_port():

@@ -48,3 +48,15 @@ def point_config(base: ExperimentConfig, point: Mapping[str, Any]) -> Experiment
     if config.family != point["family"]:
         raise ConfigError(f"point {dict(point)} gives a {config.family} source, not {point['family']}")
     return config
+
+
+def coordinates(point: Mapping[str, Any]) -> dict[str, float]:
+    """The ratios a ticket point resolves to: k, f, s, and p = (1 − s)·f, r = s·f (docs/method.md §2);
+    empty for the weight-trained baseline."""
+    if point.get("family") == "weight_trained":
+        return {}
+    sparsity, freeze_ratio = float(point["sparsity"]), float(point.get("freeze_ratio", 0.0))
+    share = point.get("lock_share", 0.0) if freeze_ratio else 0.0
+    lock_share = 1.0 - sparsity if share == "proportional" else float(share)
+    return {"k": sparsity, "f": freeze_ratio, "s": lock_share, "p": (1.0 - lock_share) * freeze_ratio,
+            "r": lock_share * freeze_ratio}

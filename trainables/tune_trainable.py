@@ -29,6 +29,15 @@ from .points import point_config, trial_point
 STATE_FILE = "state.pt"
 #: The trial's ticket file (docs/ticket-format.md), written into its final checkpoint.
 TICKET_FILE = "ticket.slt"
+#: Result key, true only on the result of the last epoch of the budget. Ray sets ``done`` on the last
+#: result of every trial, also on one a scheduler stopped early, so ``done`` cannot tell them apart.
+FULL_BUDGET = "full_budget"
+
+
+def trained_full_budget(result: dict[str, Any]) -> bool:
+    """Whether ``result`` is the last epoch of its trial's budget. A result from before this key existed
+    (when no scheduler could stop a trial early) falls back on ``done``."""
+    return bool(result.get(FULL_BUDGET, result.get("done")))
 
 
 class InjectedFault(RuntimeError):
@@ -95,6 +104,7 @@ class TuneReporter(Reporter):
             "family": self.config.family,
             "config_hash": self.config.config_hash(),
             "done": metrics["epoch"] >= self.config.train.epochs,
+            FULL_BUDGET: metrics["epoch"] >= self.config.train.epochs,
         }
 
     def _maybe_fail(self, epoch: int) -> None:

@@ -1,0 +1,238 @@
+"""Optuna-mode search without Ray: family budgets, the unit boxes, the size-aware plan worked out by hand,
+feasibility of every suggestion of every strategy, what the studies are told, and a resumed search."""
+
+import json
+import pickle
+
+import optuna
+import pytest
+
+from frozen_slt.errors import SweepConfigError
+from sweeps.boxes import FamilyBox, size_freeze_ratios
+from sweeps.search import FamilySearch
+from sweeps.spec import CONFIG_DIR, STRATEGIES, load_sweep_spec
+from sweeps.strategies import (COMPLETE, FAILED, PRUNED, SearchStrategy, family_budgets, interleave, plan_cells,
+                               split_budget)
+from trainables.points import coordinates, point_config
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+RANGE = (0.1, 0.9)
+
+
+def test_family_budgets_split_by_largest_remainder():
+    even = {"dense": 1, "pruned": 1, "frozen": 1}
+    assert family_budgets(24, even) == {"dense": 8, "pruned": 8, "frozen": 8}
+    assert family_budgets(23, even) == {"dense": 8, "pruned": 8, "frozen": 7}  # the remainder goes to the first listed
+    assert family_budgets(24, {"dense": 1, "pruned": 1, "frozen": 2}) == {"dense": 6, "pruned": 6, "frozen": 12}
+    assert family_budgets(4, {"dense": 1, "frozen": 10}) == {"dense": 1, "frozen": 3}  # every family gets one
+    assert family_budgets(3, {"dense": 1, "pruned": 1, "frozen": 10}) == {"dense": 1, "pruned": 1, "frozen": 1}
+    with pytest.raises(SweepConfigError, match="num_samples = 2 cannot give each of the 3 families"):
+        family_budgets(2, even)
+
+
+def test_boxes_map_corners_and_centres_to_the_bounds_by_hand():
+    frozen = FamilyBox("frozen", RANGE, RANGE)
+    # k = .5, f = .9: s in [max(.01, 1 - .5/.9), min(1, .5/.9)] = [.444, .556]
+    point = frozen.point({"u_sparsity": 0.5, "u_freeze_ratio": 1.0, "u_lock_share": 0.0}, seed=3)
+    assert point["sparsity"] == pytest.approx(0.5) and point["freeze_ratio"] == 0.9 and point["seed"] == 3
+    assert point["lock_share"] == pytest.approx(1 - 0.5 / 0.9)
+    # k = .1, f = .1: s in [max(.01, 1 - 1), min(1, 9)] = [.01, 1]
+    assert frozen.point({"u_sparsity": 0.0, "u_freeze_ratio": 0.0, "u_lock_share": 0.0}, 0)["lock_share"] == 0.01
+    pruned = FamilyBox("pruned", RANGE, RANGE)
+    # k = .3: f in [min(.1, .3), min(.9, .3)] = [.1, .3], so p = f <= k everywhere
+    assert pruned.point({"u_sparsity": 0.25, "u_freeze_ratio": 1.0}, 0)["freeze_ratio"] == pytest.approx(0.3)
+    sized = FamilyBox("pruned", RANGE, RANGE, freeze_ratio=0.5)  # the size fixed: k in [.5, .9]
+    assert sized.dimensions == ("u_sparsity",) and sized.point({"u_sparsity": 0.5}, 0)["sparsity"] == pytest.approx(0.7)
+    assert FamilyBox("pruned", RANGE, RANGE, freeze_ratio=0.9).is_single_point() and not sized.is_single_point()
+    assert FamilyBox("dense", RANGE, RANGE).point({"u_sparsity": 1.0}, 0) == {"family": "dense", "sparsity": 0.9, "seed": 0}
+    assert coordinates(point) == pytest.approx({"k": 0.5, "f": 0.9, "s": 4 / 9, "p": 0.5, "r": 0.4})
+    with pytest.raises(ValueError, match="box coordinates of the frozen box"):
+        frozen.point({"u_sparsity": 1.5, "u_freeze_ratio": 0.0, "u_lock_share": 0.0}, 0)
+    with pytest.raises(SweepConfigError, match="a pruned source needs freeze_ratio <= sparsity"):
+        FamilyBox("pruned", (0.1, 0.3), (0.5, 0.9))
+
+
+def test_sizes_are_log_spaced_over_the_reachable_range_smallest_first():
+    # sizes (1 - f) from .1 to .9 in 3 log steps: .1, .3, .9
+    assert size_freeze_ratios(FamilyBox("frozen", RANGE, RANGE), 3) == pytest.approx([0.9, 0.7, 0.1])
+    assert size_freeze_ratios(FamilyBox("frozen", RANGE, RANGE), 1) == pytest.approx([0.7])  # the geometric middle
+    # a pruned source reaches f <= k_hi = .6 only: sizes .4 and .9
+    assert size_freeze_ratios(FamilyBox("pruned", (0.1, 0.6), RANGE), 2) == pytest.approx([0.6, 0.1])
+    assert size_freeze_ratios(FamilyBox("dense", RANGE, RANGE), 4) == [0.0]
+
+
+def test_the_size_aware_plan_by_hand():
+    cells = plan_cells("size-aware", {"dense": 8, "pruned": 8, "frozen": 8}, RANGE, RANGE)
+    plan = [(c.name, c.box.freeze_ratio, c.budget, c.objectives) for c in cells]
+    # round(sqrt 8) = 3 sizes; pruned at f = .9 = k_hi is a single point: one trial, the rest to the other sizes
+    assert plan == [("dense-size0", None, 8, 1), ("pruned-size0", 0.9, 1, 1), ("pruned-size1", 0.7, 4, 1),
+                    ("pruned-size2", 0.1, 3, 1), ("frozen-size0", 0.9, 3, 1), ("frozen-size1", 0.7, 3, 1),
+                    ("frozen-size2", 0.1, 2, 1)]
+    assert split_budget(5, [True, False, True]) == [2, 1, 2] and split_budget(2, [False, False]) == [1, 1]
+    generic = plan_cells("nsga2", {"dense": 1, "frozen": 2}, RANGE, RANGE)
+    assert [(c.name, c.budget, c.objectives) for c in generic] == [("dense", 1, 2), ("frozen", 2, 2)]
+    # each next trial to the family furthest behind its budget: frozen (0/2), dense (0/1), frozen
+    assert interleave(generic) == [1, 0, 1]
+
+
+def fake_accuracy(point):
+    return 1 - abs(point["sparsity"] - 0.5) - 0.3 * point.get("freeze_ratio", 0.0)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_suggestion_of_every_strategy_is_feasible_and_its_family_gets_its_budget(strategy):
+    spec = load_sweep_spec(CONFIG_DIR / "digits.toml")
+    base = spec.base_config()
+    budgets = {"dense": 10, "pruned": 20, "frozen": 30} if strategy != "gp" else {"dense": 4, "pruned": 8, "frozen": 12}
+    search = SearchStrategy(strategy, budgets, spec.sparsity_range, spec.freeze_range, seed=1, trial_seed=5, baseline=True)
+    families = []
+    for number in range(len(search.order)):
+        config = search.ask(f"t{number}")
+        point = config["point"]
+        families.append(point["family"])
+        ticket = point_config(base, point).ticket  # raises if infeasible or of another family
+        if point["family"] == "weight_trained":
+            continue
+        assert point["seed"] == 5 and all(0 <= u <= 1 for u in config["box"].values())
+        assert ticket.prune_ratio <= ticket.sparsity + 1e-9 and ticket.sparsity <= 1 - ticket.lock_ratio + 1e-9
+        if point["family"] == "frozen":
+            assert ticket.lock_ratio > 0
+        search.tell(f"t{number}", COMPLETE, fake_accuracy(point), int(1e6 * (1 - point.get("freeze_ratio", 0.0))))
+    assert search.ask("one more") is None
+    assert families[0] == "weight_trained" and {f: families.count(f) for f in budgets} == budgets
+
+
+def test_studies_are_told_only_full_budget_values():
+    search = SearchStrategy("size-aware", {"frozen": 4}, RANGE, RANGE, seed=0, trial_seed=0, baseline=False)
+    for key in "abcd":
+        search.ask(key)
+    search.tell("a", COMPLETE, 0.9, 1000)
+    search.tell("b", PRUNED)
+    search.tell("c", FAILED)
+    search.tell("a", PRUNED)  # told already: nothing changes
+    told = [search._study(search.asked[key]["cell"]).trials[search.asked[key]["number"]] for key in "abc"]
+    assert [(t.state.name, t.values) for t in told] == [("COMPLETE", [0.9]), ("PRUNED", None), ("FAIL", None)]
+    first = search._study(search.asked["a"]["cell"]).trials[0]
+    assert first.params == {"u_sparsity": 0.5, "u_lock_share": 0.5}  # each size starts at its box's centre
+    assert set(first.user_attrs) == {"family", "k", "f", "s", "p", "r"} and first.user_attrs["f"] == 0.9
+
+
+def test_size_aware_starts_each_size_with_the_same_fixed_design_then_tpe():
+    search = SearchStrategy("size-aware", {"frozen": 8}, RANGE, RANGE, seed=0, trial_seed=0, baseline=False)
+    assert [c.name for c in search.cells] == ["frozen-size0", "frozen-size1", "frozen-size2"]
+    asked = {}
+    for number in range(8):
+        config = search.ask(str(number))
+        asked.setdefault(config["study"], []).append(tuple(config["box"][n] for n in ("u_sparsity", "u_lock_share")))
+        search.tell(str(number), COMPLETE, 1 - config["point"]["sparsity"], 100)
+    design = [(0.5, 0.5), (0.1, 0.5), (0.9, 0.5)]
+    assert asked["frozen-size0"] == design and asked["frozen-size1"] == design and asked["frozen-size2"] == design[:2]
+    pruned = SearchStrategy("size-aware", {"pruned": 2}, RANGE, (0.2, 0.5), seed=0, trial_seed=0, baseline=False)
+    assert [pruned.ask(key)["box"] for key in "ab"] == [{"u_sparsity": 0.5}, {"u_sparsity": 0.5}]  # one per size
+
+
+def test_nsga2_population_is_a_third_of_the_budget():
+    search = SearchStrategy("nsga2", {"dense": 9}, RANGE, RANGE, seed=0, trial_seed=0, baseline=False)
+    for number in range(9):
+        config = search.ask(f"t{number}")
+        search.tell(f"t{number}", COMPLETE, fake_accuracy(config["point"]), 100)
+    generations = [t.system_attrs["NSGAIISampler:generation"] for t in search._study(0).trials]
+    assert generations == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_a_resumed_search_continues_and_fails_the_trial_asked_before_the_kill(tmp_path):
+    storage = lambda: optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")  # noqa: E731
+    args = ("size-aware", {"frozen": 6}, RANGE, RANGE, 0, 0, True)
+    first = SearchStrategy(*args, storage=storage(), prefix="sweep")
+    for key in ("w", "a", "b"):
+        first.ask(key)
+    first.tell("a", COMPLETE, 0.8, 500)
+    saved = json.loads(json.dumps(first.get_state()))
+    first.ask("c")  # handed out after the last snapshot: Ray will not know this trial
+    again = SearchStrategy(*args, storage=storage(), prefix="sweep")
+    again.set_state(saved)
+    assert again.ask("c2")["point"]["family"] == "frozen" and again.live() == 3  # w, b and c2
+    again.tell("b", PRUNED)
+    states = sorted(t.state.name for cell in range(len(again.cells)) for t in again._study(cell).trials)
+    assert states.count("FAIL") == 1 and states.count("COMPLETE") == 1 and states.count("PRUNED") == 1
+    with pytest.raises(SweepConfigError, match="another search"):
+        SearchStrategy("nsga2", {"frozen": 6}, RANGE, RANGE, 0, 0, True).set_state(saved)
+
+
+def test_the_ray_searcher_tells_stopped_trials_pruned_and_survives_pickling(tmp_path):
+    settings = {"strategy": "tpe", "budgets": {"dense": 2, "frozen": 2}, "sparsity_range": list(RANGE),
+                "freeze_range": list(RANGE), "seed": 0, "trial_seed": 0, "baseline": False, "prefix": "s"}
+    searcher = FamilySearch(settings, f"sqlite:///{tmp_path / 'study.db'}")
+    assert searcher.set_max_concurrency(2) and searcher.total == 4
+    for trial_id in ("full", "stopped"):
+        assert "point" in searcher.suggest(trial_id)
+    assert searcher.suggest("waits") is None  # two live trials: the searcher's own concurrency limit
+    final = {"best_val_accuracy": 0.9, "ticket_bits": 1000, "epoch": 6, "done": True, "full_budget": True}
+    searcher.on_trial_complete("full", result=final)
+    # Ray marks a stopped trial's last result done too: only full_budget tells it apart
+    searcher.on_trial_complete("stopped", result={**final, "best_val_accuracy": 0.4, "epoch": 1, "full_budget": False})
+    searcher.save(str(tmp_path / "searcher-state.pkl"))
+    copy = pickle.loads(pickle.dumps(searcher))
+    copy.restore(str(tmp_path / "searcher-state.pkl"))
+    assert copy.suggest("failed") is not None
+    copy.on_trial_complete("failed", error=True)
+    trials = [t for name in ("s.dense", "s.frozen")
+              for t in optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'study.db'}").trials]
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "FAIL", "PRUNED"]
+    assert [t.values for t in trials if t.state.name == "COMPLETE"] == [[0.9, 1000.0]]
+
+
+SMOKE_SETTINGS = {"model": "conv2", "dataset": "digits", "epochs": 1, "batch_size": 256, "lr": 0.05}
+
+
+@pytest.fixture(scope="module")
+def train_once():
+    """Train a point for one epoch (each config once per module): the smoke sweeps' real objective."""
+    from frozen_slt.config import ExperimentConfig
+    from frozen_slt.train import fit
+
+    base, results = ExperimentConfig.from_settings(SMOKE_SETTINGS), {}
+
+    def train(point):
+        config = point_config(base, point)
+        if config.config_hash() not in results:
+            result = fit(config)
+            results[config.config_hash()] = {"family": config.family, "size_bits": result.size_bits,
+                                             "val_accuracy": result.val_accuracy}
+        return results[config.config_hash()]
+    return train
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_smoke_sweep_of_each_strategy_maps_every_family(strategy, tmp_path, train_once):
+    # Ray's calls to the searcher, in-process: suggest, the trial trained for real, on_trial_complete; halfway,
+    # the searcher is pickled and restored from its saved state as a resumed sweep's would be. What Ray adds
+    # around these calls does not depend on the strategy: a size-aware sweep runs through Ray, killed and
+    # resumed, in tests/test_sweeps_e2e.py.
+    from sweeps.fronts import compute_fronts
+
+    budgets = {"dense": 1, "pruned": 1, "frozen": 2}
+    settings = {"strategy": strategy, "budgets": budgets, "sparsity_range": [0.2, 0.8], "freeze_range": [0.2, 0.8],
+                "seed": 0, "trial_seed": 0, "baseline": True, "prefix": "smoke"}
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    searcher, records, number = FamilySearch(settings, url), [], 0
+    while (config := searcher.suggest(f"trial{number}")) != FamilySearch.FINISHED:
+        record = train_once(config["point"])
+        searcher.on_trial_complete(f"trial{number}", result={"best_val_accuracy": record["val_accuracy"],
+                                                              "ticket_bits": record["size_bits"], "full_budget": True})
+        records.append(record)
+        number += 1
+        if number == 3:
+            searcher.save(str(tmp_path / "state.json"))
+            searcher = pickle.loads(pickle.dumps(searcher))
+            searcher.restore(str(tmp_path / "state.json"))
+    fronts = compute_fronts(records)
+    assert len(records) == 5 and len(fronts["weight_trained"]) == 1
+    assert {f: fronts["families"][f]["trials"] for f in budgets} == budgets
+    assert all(fronts["families"][f]["front"] and fronts["families"][f]["hypervolume"] > 0 for f in budgets)
+    studies = [optuna.load_study(study_name=summary.study_name, storage=url)
+               for summary in optuna.get_all_study_summaries(url)]
+    assert len(studies) == (4 if strategy == "size-aware" else 3)  # size-aware: two sizes of the frozen family
+    told = sorted((t.values[0], t.user_attrs["family"]) for study in studies for t in study.trials)
+    assert all(t.state.name == "COMPLETE" for study in studies for t in study.trials)
+    assert told == sorted((r["val_accuracy"], r["family"]) for r in records[1:])
