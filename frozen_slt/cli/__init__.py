@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from typing import Sequence
 
 from ..data import DATASETS
@@ -79,6 +80,10 @@ def recipe_summary() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="frozen-slt: %(levelname)s: %(message)s")
+    # PyTorch Geometric (imported for graph models and datasets) scripts a few helpers at import time and
+    # PyTorch deprecates torch.jit.script: a warning about a dependency, not the user's input, which would
+    # otherwise come before every graph run's output and every one-line error.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
