@@ -140,7 +140,10 @@ class ExperimentConfig:
         freeze_ratio = coerce_value("freeze_ratio", "float", alternate.get("freeze_ratio", self.ticket.freeze_ratio))
         lock_share = alternate.get("lock_share", "proportional")
         if lock_share != "proportional":
-            lock_share = coerce_value("lock_share", "float", lock_share)
+            try:
+                lock_share = coerce_value("lock_share", "float", lock_share)
+            except ConfigError:  # name the word it may be, not only "a number"
+                raise ConfigError(f"lock_share must be a number in [0, 1] or 'proportional', got {lock_share!r}") from None
         prune_ratio, lock_ratio = resolve_lock_share(sparsity, freeze_ratio, lock_share)
         return {"prune_ratio": prune_ratio, "lock_ratio": lock_ratio}
 

@@ -144,6 +144,8 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, needle", [
     (["--sparsity", "0.2", "--freeze-ratio", "0.5", "--lock-share", "0"], "below its feasible minimum"),
+    (["--freeze-ratio", "0.5", "--lock-share", "propotional"],
+     "lock_share must be a number in [0, 1] or 'proportional', got 'propotional'"),
     (["--model", "lenet"], "unknown model 'lenet'"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
     (["--optimizer", "adam"], "unknown optimizer 'adam'; valid: adamw, sgd"),
