@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,10 +89,38 @@ def start_ray(address: str | None, trainables: Path, log_to_driver: bool) -> boo
     if resolved == "local" and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
         log.warning("RAY_AUTH_MODE=disabled: the local Ray listens on every network interface and will accept work "
                     "from anyone who can reach this machine; unset RAY_AUTH_MODE to keep Ray's token authentication on")
+    if resolved == "local":
+        ensure_private_token()
     # trainables/ is not installed into site-packages: Ray ships it to every worker, on any node
     ray.init(address=resolved, include_dashboard=False, log_to_driver=log_to_driver,
              runtime_env={"py_modules": [str(trainables)]})
     return resolved == "local"
+
+
+def ensure_private_token() -> Path | None:
+    """Before a new local Ray starts with token authentication: make sure the token it reads is the user's alone.
+
+    Ray 2.60 generates a missing ``~/.ray/auth_token`` with the process's umask (usually readable by every
+    local user, any of whom could then run code through the sweep's Ray), so the token is generated here
+    first, as 64 hex digits like Ray's own, in a file only its owner can read. An existing token file is
+    never changed; one that others can read is warned about. Nothing is done when the token comes from
+    ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``, or authentication is disabled. Returns the file Ray reads.
+    """
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled" or {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ):
+        return None
+    path = Path.home() / ".ray" / "auth_token"
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("%s (Ray's token) can be read by other users of this machine, who could then run code through "
+                        "the sweep's Ray: chmod 600 %s", path, path)
+        return path
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    log.info("generated Ray's token in %s (readable by you alone)", path)
+    return path
 
 
 def _identity(process: psutil.Process) -> dict[str, Any]:

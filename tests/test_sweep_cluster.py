@@ -2,14 +2,17 @@
 trials that ask for more than the cluster has are refused before any is queued; what a killed driver's
 local Ray leaves is ended by the next run, and nothing else is."""
 
+import logging
 import socket
+import stat
 import subprocess
 import sys
 
 import psutil
 import pytest
 
-from sweeps.cluster import SweepError, check_resources, current_cluster_file, reachable, reap_local_ray, resolve_address
+from sweeps.cluster import (SweepError, check_resources, current_cluster_file, ensure_private_token, reachable, reap_local_ray,
+                            resolve_address)
 
 
 @pytest.fixture
@@ -115,3 +118,38 @@ def test_the_local_ray_of_a_killed_driver_is_reaped_and_nothing_else():
         for process in (leftover, bystander):
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_a_new_local_ray_gets_a_token_only_its_owner_can_read(home):
+    path = ensure_private_token()
+    assert path == home / ".ray" / "auth_token"
+    token = path.read_text()
+    assert len(token) == 64 and int(token, 16) >= 0  # 256 bits in hex, like the tokens Ray generates
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert ensure_private_token() == path and path.read_text() == token  # an existing token is kept
+
+
+def test_an_existing_token_that_others_can_read_is_warned_about_not_changed(home, caplog):
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text("a" * 64)
+    (home / ".ray" / "auth_token").chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="sweeps.cluster"):
+        ensure_private_token()
+    assert "can be read by other users" in caplog.text and "chmod 600" in caplog.text
+    assert (home / ".ray" / "auth_token").read_text() == "a" * 64
+    assert stat.S_IMODE((home / ".ray" / "auth_token").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("variable, value", [("RAY_AUTH_MODE", "disabled"), ("RAY_AUTH_TOKEN", "b" * 64),
+                                             ("RAY_AUTH_TOKEN_PATH", "/elsewhere/token")])
+def test_no_token_file_is_made_when_the_token_comes_from_elsewhere_or_auth_is_off(home, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    assert ensure_private_token() is None and not (home / ".ray").exists()
