@@ -93,6 +93,7 @@ def start_ray(address: str | None, trainables: Path, log_to_driver: bool) -> boo
         ensure_private_token()
     # trainables/ is not installed into site-packages: Ray ships it to every worker, on any node
     ray.init(address=resolved, include_dashboard=False, log_to_driver=log_to_driver,
+             logging_level=logging.INFO if log_to_driver else logging.WARNING,
              runtime_env={"py_modules": [str(trainables)]})
     return resolved == "local"
 

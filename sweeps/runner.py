@@ -170,6 +170,9 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # save the experiment state often: a kill loses little
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # those snapshots are wanted
+    if options.verbose < 2:
+        # Ray Tune's newer console output prints a configuration box and a TensorBoard hint even when silent
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     reap_local_ray(state.get("local_ray"))
     started = start_ray(options.address, TRAINABLES, log_to_driver=options.verbose >= 2)
     check_resources(spec.cpus_per_trial, spec.gpus_per_trial, ray.cluster_resources())
