@@ -86,10 +86,10 @@ def start_ray(address: str | None, trainables: Path, log_to_driver: bool) -> boo
     if ray.is_initialized():
         return False
     resolved = resolve_address(address)
-    if resolved == "local" and os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
-        log.warning("RAY_AUTH_MODE=disabled: the local Ray listens on every network interface and will accept work "
-                    "from anyone who can reach this machine; unset RAY_AUTH_MODE to keep Ray's token authentication on")
     if resolved == "local":
+        if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+            log.warning("RAY_AUTH_MODE=disabled: the local Ray listens on every network interface and will accept work "
+                        "from anyone who can reach this machine; unset RAY_AUTH_MODE to keep Ray's token authentication on")
         ensure_private_token()
     # trainables/ is not installed into site-packages: Ray ships it to every worker, on any node
     ray.init(address=resolved, include_dashboard=False, log_to_driver=log_to_driver,

@@ -63,7 +63,6 @@ def test_bad_input_is_one_line_on_stderr_with_status_2(capsys, args, needle):
     assert err.count("\n") == 1 and needle in err and err.startswith("frozen-slt: error: ")
 
 
-
 def test_planning_a_graph_model_prints_no_dependency_warning():
     # PyTorch Geometric scripts helpers with torch.jit.script when first imported, which PyTorch deprecates;
     # a fresh interpreter is needed, since the import happens once per process
