@@ -142,8 +142,8 @@ class ExperimentConfig:
         if lock_share != "proportional":
             try:
                 lock_share = coerce_value("lock_share", "float", lock_share)
-            except ConfigError:  # name the word it may be, not only "a number"
-                raise ConfigError(f"lock_share must be a number in [0, 1] or 'proportional', got {lock_share!r}") from None
+            except ConfigError:
+                pass  # a word other than "proportional": resolve_lock_share refuses it, naming what is allowed
         prune_ratio, lock_ratio = resolve_lock_share(sparsity, freeze_ratio, lock_share)
         return {"prune_ratio": prune_ratio, "lock_ratio": lock_ratio}
 

@@ -60,14 +60,14 @@ def resolve_lock_share(sparsity: float, freeze_ratio: float, lock_share: float |
     """
     check_unit_interval("sparsity", sparsity)
     check_unit_interval("freeze_ratio", freeze_ratio)
+    if isinstance(lock_share, str) and lock_share != "proportional":  # refused even where f = 0 ignores it
+        raise InfeasibleSettingError(
+            f"lock_share must be a number in [0, 1] or 'proportional', got {lock_share!r}"
+        )
     if freeze_ratio == 0:
         return 0.0, 0.0
     if lock_share == "proportional":
         return freeze_ratio * sparsity, freeze_ratio * (1.0 - sparsity)
-    if isinstance(lock_share, str):
-        raise InfeasibleSettingError(
-            f"lock_share must be a number in [0, 1] or 'proportional', got {lock_share!r}"
-        )
     check_unit_interval("lock_share", lock_share)
     low, high = lock_share_bounds(sparsity, freeze_ratio)
     if lock_share < low - RATIO_TOLERANCE:

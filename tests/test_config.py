@@ -29,6 +29,12 @@ def test_proportional_split_matches_the_authors_readme_example():
     assert resolve_lock_share(0.5, 0.0, 0.3) == (0.0, 0.0)
 
 
+@pytest.mark.parametrize("freeze_ratio", [0.0, 0.5])
+def test_a_misspelt_lock_share_is_refused_even_where_nothing_is_frozen(freeze_ratio):
+    with pytest.raises(InfeasibleSettingError, match="lock_share must be a number in \\[0, 1\\] or 'proportional', got 'propotional'"):
+        resolve_lock_share(0.5, freeze_ratio, "propotional")
+
+
 def test_lock_share_bounds_follow_from_p_le_k_le_1_minus_r():
     assert lock_share_bounds(0.5, 0.7) == pytest.approx((1 - 0.5 / 0.7, 0.5 / 0.7))
     assert lock_share_bounds(0.9, 0.5) == pytest.approx((0.0, 0.2))  # r = 0.5·s ≤ 1 − 0.9

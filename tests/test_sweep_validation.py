@@ -39,6 +39,8 @@ def run_main(tmp_path, text, *args):
 @pytest.mark.parametrize("text, args, needle", [
     (GOOD.replace('freeze_ratio = [0.3, 0.6]', 'freeze_ratio = [0.3]\nlock_share = "propotional"'), [],
      "[grid] lock_share must be a number in [0, 1] or \"proportional\", got 'propotional'"),
+    (GOOD.replace('dataset = "digits"', 'dataset = "digits"\nlock_share = "propotional"'), [],
+     "lock_share must be a number in [0, 1] or 'proportional', got 'propotional'"),
     (GOOD.replace("sparsity = [0.5]", "sparsity = 0.5"), [],
      "[grid] sparsity must be a non-empty list of distinct numbers in [0, 1], got 0.5"),
     (GOOD + "[optuna]\nnum_samples = 2.5\n", ["--search", "optuna"], "[optuna] num_samples must be an integer >= 1, got 2.5"),
