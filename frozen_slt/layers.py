@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from . import kernels
 
 PRUNED, FREE, LOCKED = -1, 0, 1
 SCALE_MODES = ("none", "static", "dynamic")
@@ -42,8 +45,14 @@ def _keep_factor(score: torch.Tensor, free_factor: torch.Tensor | None, frozen_b
     return magnitude.gt_(threshold.clamp(max=_FLOAT32_MAX))
 
 
+def _dynamic_factor(kept: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tensor:
+    """1/√(density) for ``kept`` kept entries of ``numel`` (1 for an empty mask), as a 0-d tensor."""
+    density = kept / numel
+    return torch.where(density > 0, density.clamp_min(1e-30).rsqrt(), 1.0).to(dtype)
+
+
 class _MaskedWeight(torch.autograd.Function):
-    """``W_eff = keep ⊙ W ⊙ factor`` with the straight-through gradient to the scores.
+    """``W_eff = keep ⊙ W ⊙ factor`` with the straight-through gradient to the scores, in PyTorch operators.
 
     ``factor`` is 1 (scale none), 1/√(1−k) (static) or 1/√(density of ``keep``) (dynamic, computed
     here from the current mask and treated as a constant by the backward, like the authors do).
@@ -60,8 +69,7 @@ class _MaskedWeight(torch.autograd.Function):
         if scale_mode == "static":
             factor = static_factor
         elif scale_mode == "dynamic":
-            density = effective.sum() / effective.numel()
-            factor = torch.where(density > 0, density.clamp_min(1e-30).rsqrt(), 1.0).to(weight.dtype)
+            factor = _dynamic_factor(effective.sum(), effective.numel(), weight.dtype)
         effective.mul_(weight)
         if scale_mode != "none":
             effective.mul_(factor)
@@ -76,6 +84,41 @@ class _MaskedWeight(torch.autograd.Function):
         if not (isinstance(ctx.factor, float) and ctx.factor == 1.0):
             grad_score.mul_(ctx.factor)
         return grad_score, None, None, None, None, None, None
+
+
+class _FusedMaskedWeight(torch.autograd.Function):
+    """:class:`_MaskedWeight` on the CPU: one fused loop per direction (:mod:`frozen_slt.kernels`).
+
+    ``arrays`` are NumPy views of the layer's score, weight, freeze state and threshold. The result is
+    the eager one bit for bit, except that a dropped weight is always ``+0``.
+    """
+
+    @staticmethod
+    def forward(ctx, score, weight, arrays, scale_mode, static_factor):
+        scores, weights, states, threshold = arrays
+        effective = torch.empty_like(weight)
+        kept = kernels.loops().masked_weight(scores, weights, states, threshold, np.float32(static_factor),
+                                             scale_mode == "static", kernels.flat(effective))
+        factor: torch.Tensor | float = 1.0
+        if scale_mode == "static":
+            factor = static_factor
+        elif scale_mode == "dynamic":
+            factor = _dynamic_factor(torch.full((), kept, dtype=torch.float32), effective.numel(), weight.dtype)
+            effective.mul_(factor)
+        ctx.save_for_backward(score, weight)  # autograd then refuses a backward after either changed in place
+        ctx.arrays, ctx.factor = arrays, factor
+        return effective
+
+    @staticmethod
+    def backward(ctx, grad_effective):
+        ctx.saved_tensors  # noqa: B018 (unpacking runs autograd's check that score and weight are unchanged)
+        scores, weights, _, _ = ctx.arrays
+        grad_effective = grad_effective.contiguous()
+        grad_score = torch.empty_like(grad_effective)
+        scaled = not (isinstance(ctx.factor, float) and ctx.factor == 1.0)
+        kernels.loops().masked_weight_grad(kernels.flat(grad_effective), weights, scores, np.float32(float(ctx.factor)),
+                                           scaled, kernels.flat(grad_score))
+        return grad_score, None, None, None, None
 
 
 class MaskedLayerMixin:
@@ -142,8 +185,30 @@ class MaskedLayerMixin:
         """The current binary mask (bool) of this layer under its threshold and freeze state."""
         return torch.where(self.free, self.score.detach().abs() > self.threshold, self.locked)
 
+    def fused_arrays(self) -> tuple[np.ndarray, ...] | None:
+        """NumPy views of score, weight, freeze state and threshold for :mod:`frozen_slt.kernels`, or None
+        where the fused loops do not apply (another device or dtype, or the loops switched off).
+
+        Kept between calls while the four tensors stay where they are (the views hold them, so their
+        memory cannot be reused by another tensor in the meantime).
+        """
+        tensors = (self.score, self.weight, self.freeze_state, self.threshold)
+        key = tuple(t.data_ptr() for t in tensors) + (self.score.device.type, kernels.enabled())
+        if getattr(self, "_fused_key", None) != key:
+            usable = self.weight.dtype == torch.float32 and self.score.dtype == torch.float32 and kernels.usable(*tensors)
+            self._fused_views = tuple(kernels.flat(t) for t in tensors) if usable else None
+            self._fused_key = key
+        return self._fused_views
+
+    def __getstate__(self):
+        state = super().__getstate__()  # copies and pickles hold their own tensors: the views are rebuilt
+        return {key: value for key, value in state.items() if key not in ("_fused_key", "_fused_views")}
+
     def effective_weight(self) -> torch.Tensor:
         static_factor = 1.0 / math.sqrt(1.0 - self.sparsity) if self.scale_mode == "static" else 1.0
+        arrays = self.fused_arrays()
+        if arrays is not None:
+            return _FusedMaskedWeight.apply(self.score, self.weight, arrays, self.scale_mode, static_factor)
         return _MaskedWeight.apply(
             self.score, self.weight, self.free_factor, self.frozen_bias, self.threshold, self.scale_mode, static_factor
         )

@@ -20,14 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import kernels
 from .layers import MaskedLayerMixin, masked_layers
 from .ratios import floor_count
 
 _HIGH_BINS = 1 << 15  # bits 30..16 of a non-negative float32 (the sign bit is always 0)
 _LOW_BINS = 1 << 16  # bits 15..0
+_FLOAT32_INFINITY_BITS = 0x7F800000
 
 
 @dataclass(frozen=True)
@@ -108,14 +111,75 @@ def _positions_equal(values: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return candidates[mask[candidates].view(torch.bool)]
 
 
+_WINDOW_CAPACITY = 1 << 16  # candidates a window may hold before the radix select takes over
+_MIN_HALF_WIDTH = 1 << 10  # in units of the last place of a float32's bit pattern
+
+
+def _fused_radix_bits(sources: list[tuple[np.ndarray, np.ndarray]], rank: int) -> int:
+    """The bit pattern of the ``rank``-th smallest free ``|S|``: two fused histogram passes over each layer."""
+    loops = kernels.loops()
+    high_counts = np.zeros(_HIGH_BINS + kernels.SPARE_BINS, dtype=np.int64)  # frozen entries past _HIGH_BINS
+    for bits, state in sources:
+        loops.high_histogram(bits, state, high_counts)
+    bucket, inner_rank = loops.bucket_of_rank(high_counts[:_HIGH_BINS], rank)
+    low_counts = np.zeros(_LOW_BINS, dtype=np.int64)
+    for bits, state in sources:
+        loops.low_histogram(bits, state, bucket, low_counts)
+    low_bucket, _ = loops.bucket_of_rank(low_counts, inner_rank)
+    return (bucket << 16) | low_bucket
+
+
+def _window_bits(sources: list[tuple[np.ndarray, np.ndarray]], rank: int, low: int, high: int) -> int | None:
+    """The bit pattern of the ``rank``-th smallest free ``|S|`` if it lies in [low, high), else None.
+
+    A vectorised pass over each layer counts the free entries below the window, and a second collects
+    those inside it (a test that is rarely true, so branches are predicted well); the answer is then
+    selected among the few collected ones. The result is exact whenever it is returned.
+    """
+    loops = kernels.loops()
+    below = sum(loops.count_below(bits, state, low) for bits, state in sources)
+    if rank <= below:
+        return None
+    window, inside = np.empty(_WINDOW_CAPACITY, dtype=np.int32), 0
+    for bits, state in sources:
+        inside = loops.collect_window(bits, state, low, high - low, window, inside)
+    if inside > _WINDOW_CAPACITY or rank > below + inside:
+        return None
+    position = rank - below - 1
+    return int(np.partition(window[:inside], position)[position])
+
+
+def _fused_select(layers: Sequence[MaskedLayerMixin], rank: int) -> torch.Tensor:
+    """:func:`radix_select` on the CPU with the fused loops of :mod:`frozen_slt.kernels`.
+
+    τ moves little from one step to the next, so the search first looks in a window around the current
+    τ (whose half-width follows the last step's move) and falls back to the two-pass radix select
+    when the answer lies outside it. Both give the exact answer.
+    """
+    sources = [(arrays[0].view(np.int32), arrays[2]) for arrays in (layer.fused_arrays() for layer in layers)]
+    hint = layers[0]
+    center = int(hint.threshold.view(torch.int32))
+    half_width = getattr(hint, "_window_half_width", _MIN_HALF_WIDTH)
+    found = None
+    if 0 <= center < _FLOAT32_INFINITY_BITS:
+        found = _window_bits(sources, rank, max(center - half_width, 0), min(center + half_width + 1, 1 << 31))
+    if found is None:
+        found = _fused_radix_bits(sources, rank)
+    hint._window_half_width = max(4 * abs(found - center), _MIN_HALF_WIDTH) if center >= 0 else _MIN_HALF_WIDTH
+    return torch.tensor(found, dtype=torch.int32).view(torch.float32).reshape(())
+
+
 def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: bool | None = None) -> torch.Tensor:
     """The ``rank``-th smallest (1-based) free ``|S|`` over ``layers``, exactly, as a 0-d float32 tensor.
 
     ``fixed_shape`` (default: True on CUDA) keeps every intermediate at a shape known in advance, so the
-    whole selection is queued on the device without a host synchronisation.
+    whole selection is queued on the device without a host synchronisation. On the CPU, without
+    ``fixed_shape``, the fused loops of :mod:`frozen_slt.kernels` run when they can.
     """
     device = layers[0].score.device
     fixed_shape = device.type != "cpu" if fixed_shape is None else fixed_shape
+    if not fixed_shape and all(layer.fused_arrays() is not None for layer in layers):
+        return _fused_select(layers, rank)
     bits = [_free_bits(layer) for layer in layers]
     high = [b >> 16 for b in bits]
     counts = sum(_histogram(h, _HIGH_BINS) for h in high)
