@@ -12,7 +12,7 @@ main branch's revision the speed-ups are measured against), or any directory hol
 Each run takes minutes on 2 cores; run it on an otherwise quiet machine (``uptime`` below ~0.7),
 as both sweeps use every core.
 
-    python benchmarks/default_sweep.py                           # baseline c39229b, then this checkout
+    python benchmarks/default_sweep.py                           # baseline b9217ab, then this checkout
     python benchmarks/default_sweep.py --baseline /path/to/checkout --repeats 2
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from paired import load_average, machine
 
 ROOT = Path(__file__).resolve().parents[1]
-BASELINE_REVISION = "c39229b"
+BASELINE_REVISION = "b9217ab"
 
 
 def export_revision(revision: str, destination: Path) -> Path:

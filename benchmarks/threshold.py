@@ -1,4 +1,11 @@
-"""Global threshold: the sort-free radix select against the authors' full-sort formulation.
+"""Global threshold: the sort-free selection against the authors' full-sort formulation.
+
+On the CPU the fast path has two ways to the same answer (docs/method.md §12): a search in a window
+around the previous τ, which a training step takes when τ moved little, and the two-pass radix select.
+Both are timed: ``window`` updates τ of an unchanged ticket, so the previous τ is the answer (the best
+case; in training the window holds a few hundred candidates instead of one), and ``radix`` resets τ
+first, so the window is skipped. ``--eager`` times PyTorch's operators instead (the radix select as it
+runs where numba is missing).
 
 Both run in this process on the same freshly initialised ticket, interleaved (one update of each per
 round, the order alternating), so the printed ratio (the median of the per-round ratios, with its
@@ -15,10 +22,12 @@ import argparse
 
 import torch
 
+from frozen_slt import kernels
 from frozen_slt.data import get_dataset_entry
 from frozen_slt.initialize import initialize_ticket
 from frozen_slt.models import build_model, count_weights
 from frozen_slt.specs import TicketSpec
+from frozen_slt.layers import masked_layers
 from frozen_slt.threshold import update_thresholds
 
 from paired import interleave, machine, median_ms, paired_ratio
@@ -33,7 +42,9 @@ def main() -> None:
     parser.add_argument("--sparsity", type=float, default=0.5)
     parser.add_argument("--freeze-ratio", type=float, default=0.5)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--eager", action="store_true", help="PyTorch operators instead of the fused CPU loops")
     args = parser.parse_args()
+    kernels.set_enabled(not args.eager)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -42,20 +53,32 @@ def main() -> None:
                         lock_ratio=args.freeze_ratio * share)
     info = machine(device)
     print(f"{info}\nk={args.sparsity} f={args.freeze_ratio}, {args.repeats} rounds after one warm-up each")
-    print(f"{'model':<10} {'weights':>12} {'radix ms':>10} {'sort ms':>10}  speed-up (median of paired ratios, quartiles)  identical")
+    if args.eager:
+        print("eager operators: there is no window search, so both fast columns time the radix select")
+    print(f"{'model':<10} {'weights':>12} {'window ms':>10} {'radix ms':>10} {'sort ms':>10}  "
+          f"sort / window  sort / radix  (medians of paired ratios, quartiles)  identical")
     for name, dataset in CASES:
         entry = get_dataset_entry(dataset)
         model = build_model(name, entry.input_shape, entry.num_classes).to(device)
         initialize_ticket(model, ticket)
-        tau_fast, tau_slow = update_thresholds(model, "fast"), update_thresholds(model, "reference")
-        identical = torch.equal(tau_fast.view(torch.int32), tau_slow.view(torch.int32))
-        if not identical:
-            raise SystemExit(f"{name}: radix threshold {tau_fast.item()!r} != reference {tau_slow.item()!r}")
-        times = interleave({"fast": lambda: update_thresholds(model, "fast"),
+        layers = masked_layers(model)
+
+        def radix():
+            for layer in layers:
+                layer.threshold.fill_(-1.0)  # no previous τ: the window is skipped
+            return update_thresholds(model, "fast")
+
+        tau_slow = update_thresholds(model, "reference")
+        for tau_fast in (radix(), update_thresholds(model, "fast")):
+            if not torch.equal(tau_fast.view(torch.int32), tau_slow.view(torch.int32)):
+                raise SystemExit(f"{name}: fast threshold {tau_fast.item()!r} != reference {tau_slow.item()!r}")
+        times = interleave({"window": lambda: update_thresholds(model, "fast"), "radix": radix,
                             "reference": lambda: update_thresholds(model, "reference")}, args.repeats, device)
-        ratio = paired_ratio(times["reference"], times["fast"])
-        print(f"{name:<10} {count_weights(model):>12,} {median_ms(times['fast']):>10.2f} {median_ms(times['reference']):>10.2f}"
-              f"  {ratio.median:6.1f}x ({ratio.low_quartile:.1f}-{ratio.high_quartile:.1f}){'':<27} {identical}")
+        window, by_radix = paired_ratio(times["reference"], times["window"]), paired_ratio(times["reference"], times["radix"])
+        print(f"{name:<10} {count_weights(model):>12,} {median_ms(times['window']):>10.2f} {median_ms(times['radix']):>10.2f} "
+              f"{median_ms(times['reference']):>10.2f}  {window.median:6.1f}x ({window.low_quartile:.1f}-"
+              f"{window.high_quartile:.1f})  {by_radix.median:6.1f}x ({by_radix.low_quartile:.1f}-{by_radix.high_quartile:.1f})"
+              f"{'':<22} True")
     print(f"load average after: {machine(device)['load_average']}")
 
 
