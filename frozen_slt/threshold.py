@@ -149,14 +149,15 @@ def _window_bits(sources: list[tuple[np.ndarray, np.ndarray]], rank: int, low: i
     return int(np.partition(window[:inside], position)[position])
 
 
-def _fused_select(layers: Sequence[MaskedLayerMixin], rank: int) -> torch.Tensor:
-    """:func:`radix_select` on the CPU with the fused loops of :mod:`frozen_slt.kernels`.
+def _fused_select(layers: Sequence[MaskedLayerMixin], arrays: list[tuple[np.ndarray, ...]], rank: int) -> torch.Tensor:
+    """:func:`radix_select` on the CPU with the fused loops of :mod:`frozen_slt.kernels` (``arrays``: each
+    layer's :meth:`~frozen_slt.layers.MaskedLayerMixin.fused_arrays`).
 
     τ moves little from one step to the next, so the search first looks in a window around the current
     τ (whose half-width follows the last step's move) and falls back to the two-pass radix select
     when the answer lies outside it. Both give the exact answer.
     """
-    sources = [(arrays[0].view(np.int32), arrays[2]) for arrays in (layer.fused_arrays() for layer in layers)]
+    sources = [(views[0].view(np.int32), views[2]) for views in arrays]  # score bits, freeze state
     hint = layers[0]
     center = int(hint.threshold.view(torch.int32))
     half_width = getattr(hint, "_window_half_width", _MIN_HALF_WIDTH)
@@ -178,8 +179,10 @@ def radix_select(layers: Sequence[MaskedLayerMixin], rank: int, fixed_shape: boo
     """
     device = layers[0].score.device
     fixed_shape = device.type != "cpu" if fixed_shape is None else fixed_shape
-    if not fixed_shape and all(layer.fused_arrays() is not None for layer in layers):
-        return _fused_select(layers, rank)
+    if not fixed_shape:
+        arrays = [layer.fused_arrays() for layer in layers]
+        if all(views is not None for views in arrays):
+            return _fused_select(layers, arrays, rank)
     bits = [_free_bits(layer) for layer in layers]
     high = [b >> 16 for b in bits]
     counts = sum(_histogram(h, _HIGH_BINS) for h in high)
