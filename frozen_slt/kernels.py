@@ -7,8 +7,9 @@ They compute exactly what the eager formulations in :mod:`frozen_slt.layers` and
 bits (the tests compare them); the one difference is the sign of a dropped weight's zero (``+0`` here,
 ``0·W`` there), which nothing downstream can tell apart.
 
-:func:`available` says whether the loops can run (numba imports); the callers keep the eager code for
-other devices and as the fallback. The compiled loops are cached on disk (numba's ``cache=True``), so a
+:func:`usable` says whether the loops apply to some tensors (numba imports, they are contiguous CPU
+tensors, the loops are not switched off); the callers keep the eager code for other devices and as the
+fallback. The compiled loops are cached on disk (numba's ``cache=True``), so a
 new process loads them in a fraction of a second instead of compiling them again.
 """
 
@@ -23,8 +24,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-HIGH_BINS = 1 << 15  # bits 30..16 of a non-negative float32
-LOW_BINS = 1 << 16  # bits 15..0
+HIGH_BINS = 1 << 15  # bits 30..16 of a non-negative float32 (the radix select's first level)
 SPARE_BINS = 8  # where the high histogram counts frozen entries (a power of two)
 
 
@@ -70,7 +70,7 @@ def _build(numba) -> SimpleNamespace:
 
     @jit
     def low_histogram(bits, state, bucket, counts):
-        """Adds to ``counts`` (LOW_BINS entries) bits 15..0 of each free entry whose bits 30..16 are ``bucket``."""
+        """Adds to ``counts`` (2**16 entries) bits 15..0 of each free entry whose bits 30..16 are ``bucket``."""
         for i in range(bits.size):
             magnitude = bits[i] & 0x7FFFFFFF
             if (magnitude >> 16) == bucket and state[i] == 0:

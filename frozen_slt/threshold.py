@@ -28,7 +28,7 @@ from . import kernels
 from .layers import MaskedLayerMixin, masked_layers
 from .ratios import floor_count
 
-_HIGH_BINS = 1 << 15  # bits 30..16 of a non-negative float32 (the sign bit is always 0)
+_HIGH_BINS = kernels.HIGH_BINS  # bits 30..16 of a non-negative float32 (the sign bit is always 0)
 _LOW_BINS = 1 << 16  # bits 15..0
 _FLOAT32_INFINITY_BITS = 0x7F800000
 
