@@ -5,6 +5,7 @@ ternary freeze state (``-1`` pruned, ``0`` free, ``+1`` locked) and the current 
 Its forward computes ``m = |S| > τ`` on free entries, 0 on pruned, 1 on locked, and uses
 ``m ⊙ W ⊙ scale``; the backward is straight-through: ``∂L/∂S = sign(S) ⊙ ∂L/∂W_eff ⊙ W ⊙ scale``.
 The forward only reads the layer's state; τ is written by :func:`frozen_slt.threshold.update_thresholds`.
+The effective weight and its gradient are computed in :mod:`frozen_slt.masking`.
 """
 
 from __future__ import annotations
@@ -20,105 +21,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import kernels
+from .masking import FusedMaskedWeight, MaskedWeight
 
 PRUNED, FREE, LOCKED = -1, 0, 1
 SCALE_MODES = ("none", "static", "dynamic")
-
-
-_FLOAT32_MAX = torch.finfo(torch.float32).max
-
-
-def _keep_factor(score: torch.Tensor, free_factor: torch.Tensor | None, frozen_bias: torch.Tensor | None,
-                 threshold: torch.Tensor) -> torch.Tensor:
-    """The mask as a float tensor of 0s and 1s (a new tensor): ``|S| > τ`` on free entries, 1 locked, 0 pruned.
-
-    Built in three full-size float passes into one buffer (abs, addcmul, compare) instead of boolean
-    ``where``s, whose CPU kernels are several times slower per element. Frozen entries are encoded as
-    ``|S|·0 + bias`` with bias +∞ (locked) or −∞ (pruned), compared against τ capped at the largest
-    finite float so that a locked entry stays kept when τ = +∞. The result equals the boolean
-    definition for every finite score (a non-finite score only occurs after training has diverged).
-    """
-    magnitude = score.abs()
-    if free_factor is None:
-        return magnitude.gt_(threshold)
-    torch.addcmul(frozen_bias, magnitude, free_factor, out=magnitude)  # in place: one full-size buffer, not two
-    return magnitude.gt_(threshold.clamp(max=_FLOAT32_MAX))
-
-
-def _dynamic_factor(kept: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tensor:
-    """1/√(density) for ``kept`` kept entries of ``numel`` (1 for an empty mask), as a 0-d tensor."""
-    density = kept / numel
-    return torch.where(density > 0, density.clamp_min(1e-30).rsqrt(), 1.0).to(dtype)
-
-
-class _MaskedWeight(torch.autograd.Function):
-    """``W_eff = keep ⊙ W ⊙ factor`` with the straight-through gradient to the scores, in PyTorch operators.
-
-    ``factor`` is 1 (scale none), 1/√(1−k) (static) or 1/√(density of ``keep``) (dynamic, computed
-    here from the current mask and treated as a constant by the backward, like the authors do).
-    Frozen entries receive the same pass-through gradient as free ones; it never changes the mask
-    because the freeze state overrides their scores, and skipping it would cost an extra masking op.
-    A dropped weight is a zero of either sign (``0·W``), which no sum, product or comparison
-    downstream can tell apart from +0.
-    """
-
-    @staticmethod
-    def forward(ctx, score, weight, free_factor, frozen_bias, threshold, scale_mode, static_factor):
-        effective = _keep_factor(score, free_factor, frozen_bias, threshold)
-        factor: torch.Tensor | float = 1.0
-        if scale_mode == "static":
-            factor = static_factor
-        elif scale_mode == "dynamic":
-            factor = _dynamic_factor(effective.sum(), effective.numel(), weight.dtype)
-        effective.mul_(weight)
-        if scale_mode != "none":
-            effective.mul_(factor)
-        ctx.save_for_backward(score, weight)
-        ctx.factor = factor
-        return effective
-
-    @staticmethod
-    def backward(ctx, grad_effective):
-        score, weight = ctx.saved_tensors
-        grad_score = (grad_effective * weight).mul_(score.sign())
-        if not (isinstance(ctx.factor, float) and ctx.factor == 1.0):
-            grad_score.mul_(ctx.factor)
-        return grad_score, None, None, None, None, None, None
-
-
-class _FusedMaskedWeight(torch.autograd.Function):
-    """:class:`_MaskedWeight` on the CPU: one fused loop per direction (:mod:`frozen_slt.kernels`).
-
-    ``arrays`` are NumPy views of the layer's score, weight, freeze state and threshold. The result is
-    the eager one bit for bit, except that a dropped weight is always ``+0``.
-    """
-
-    @staticmethod
-    def forward(ctx, score, weight, arrays, scale_mode, static_factor):
-        scores, weights, states, threshold = arrays
-        effective = torch.empty_like(weight)
-        kept = kernels.loops().masked_weight(scores, weights, states, threshold, np.float32(static_factor),
-                                             scale_mode == "static", kernels.flat(effective))
-        factor: torch.Tensor | float = 1.0
-        if scale_mode == "static":
-            factor = static_factor
-        elif scale_mode == "dynamic":
-            factor = _dynamic_factor(torch.full((), kept, dtype=torch.float32), effective.numel(), weight.dtype)
-            effective.mul_(factor)
-        ctx.save_for_backward(score, weight)  # autograd then refuses a backward after either changed in place
-        ctx.arrays, ctx.factor = arrays, factor
-        return effective
-
-    @staticmethod
-    def backward(ctx, grad_effective):
-        ctx.saved_tensors  # noqa: B018 (unpacking runs autograd's check that score and weight are unchanged)
-        scores, weights, _, _ = ctx.arrays
-        grad_effective = grad_effective.contiguous()
-        grad_score = torch.empty_like(grad_effective)
-        scaled = not (isinstance(ctx.factor, float) and ctx.factor == 1.0)
-        kernels.loops().masked_weight_grad(kernels.flat(grad_effective), weights, scores, np.float32(float(ctx.factor)),
-                                           scaled, kernels.flat(grad_score))
-        return grad_score, None, None, None, None
 
 
 class MaskedLayerMixin:
@@ -208,8 +114,8 @@ class MaskedLayerMixin:
         static_factor = 1.0 / math.sqrt(1.0 - self.sparsity) if self.scale_mode == "static" else 1.0
         arrays = self.fused_arrays()
         if arrays is not None:
-            return _FusedMaskedWeight.apply(self.score, self.weight, arrays, self.scale_mode, static_factor)
-        return _MaskedWeight.apply(
+            return FusedMaskedWeight.apply(self.score, self.weight, arrays, self.scale_mode, static_factor)
+        return MaskedWeight.apply(
             self.score, self.weight, self.free_factor, self.frozen_bias, self.threshold, self.scale_mode, static_factor
         )
 
