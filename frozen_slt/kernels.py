@@ -2,7 +2,7 @@
 
 Each loop makes one pass over a layer's flattened tensors where PyTorch's eager operators need three or
 four (each a full-size read and write), and that memory traffic is most of what masking costs on a CPU.
-They compute exactly what the eager formulations in :mod:`frozen_slt.layers` and
+They compute exactly what the eager formulations in :mod:`frozen_slt.masking` and
 :mod:`frozen_slt.threshold` compute, in the same float32 operations and order, so both give the same
 bits (the tests compare them); the one difference is the sign of a dropped weight's zero (``+0`` here,
 ``0·W`` there), which nothing downstream can tell apart.

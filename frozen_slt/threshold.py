@@ -11,8 +11,9 @@ entries, with three edge cases that the authors' formulation (±∞ encoding and
 :func:`select_threshold` selects among the free entries only, with no sort: a two-level radix select
 on the bit patterns of ``|S|`` (non-negative float32 values order like their int32 bit patterns). On
 CUDA every step has a fixed shape (histograms, cumulative sums, ``searchsorted``), so there is no host
-synchronisation; on the CPU the second level works on the few candidates of the chosen bucket.
-:func:`reference_threshold` is the authors' formulation, kept as the specification of the result.
+synchronisation; on the CPU the second level works on the few candidates of the chosen bucket. With
+the fused loops of :mod:`frozen_slt.kernels` (the CPU), a search in a window around the previous τ
+comes first and the radix select runs only when τ left it. :func:`reference_threshold` is the authors' formulation, kept as the specification of the result.
 """
 
 from __future__ import annotations
