@@ -59,6 +59,16 @@ def install_reference(model: torch.nn.Module) -> None:
         layer.effective_weight = MethodType(reference_effective_weight, layer)
 
 
+def reference_optimizer(config: ExperimentConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The authors' optimizer: torch's SGD on the scores, τ left to :func:`reference_step` (the fused kernel,
+    whose rounding the project's ScoreSGD reproduces, so both sides stay bit-identical)."""
+    recipe = config.train
+    if recipe.optimizer != "sgd":
+        raise ValueError(f"the reference step trains with SGD, not {recipe.optimizer!r}")
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=recipe.lr, momentum=recipe.momentum,
+                           weight_decay=recipe.weight_decay, fused=True)
+
+
 def reference_step(network: Network, optimizer, config: ExperimentConfig, inputs: torch.Tensor,
                    labels: torch.Tensor) -> torch.Tensor:
     """One step as the authors take it: forward, backward, optimizer step, then the sort-based threshold."""

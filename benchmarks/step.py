@@ -44,7 +44,7 @@ from frozen_slt.network import Network, build_network
 from frozen_slt.train import make_optimizer, train_step
 
 from paired import interleave, machine, median_ms, paired_ratio
-from reference import install_reference, reference_step
+from reference import install_reference, reference_optimizer, reference_step
 
 TICKET = {"sparsity": 0.5, "freeze_ratio": 0.4}  # a frozen source: pruned, locked and free entries
 
@@ -111,11 +111,12 @@ def build_sides(case: Case, device: torch.device, data: list, args) -> dict[str,
     for name in ("project", "reference"):
         network = build_network(config, device)
         network.model.train()
-        optimizer = make_optimizer(config, network.model)
         if name == "project":
+            optimizer = make_optimizer(config, network.model)
             step = lambda x, y, n=network, o=optimizer: train_step(n, o, config, (x,), y)[0]
         else:
             install_reference(network.model)
+            optimizer = reference_optimizer(config, network.model)
             step = lambda x, y, n=network, o=optimizer: reference_step(n, o, config, x, y)
         sides[name] = Side(network, step, data)
     floor_config = side_config(case, device, args, weight_trained=True, freeze_ratio=0.0)

@@ -5,7 +5,9 @@ four (each a full-size read and write), and that memory traffic is most of what 
 They compute exactly what the eager formulations in :mod:`frozen_slt.masking` and
 :mod:`frozen_slt.threshold` compute, in the same float32 operations and order, so both give the same
 bits (the tests compare them); the one difference is the sign of a dropped weight's zero (``+0`` here,
-``0·W`` there), which nothing downstream can tell apart.
+``0·W`` there), which nothing downstream can tell apart. :func:`score_step` goes further for
+:class:`frozen_slt.score_sgd.ScoreSGD`: a layer's score gradient, its SGD update (rounded like torch's
+fused SGD kernel), the threshold's window count and the next effective weight in one pass.
 
 :func:`usable` says whether the loops apply to some tensors (numba imports, they are contiguous CPU
 tensors, the loops are not switched off); the callers keep the eager code for other devices and as the
@@ -26,11 +28,14 @@ log = logging.getLogger(__name__)
 
 HIGH_BINS = 1 << 15  # bits 30..16 of a non-negative float32 (the radix select's first level)
 SPARE_BINS = 8  # where the high histogram counts frozen entries (a power of two)
+BLOCK = 512  # entries of one vectorised block of the score step
+FIRST, DECAYED, SCALED = 1, 2, 4  # bits of the score step's mode; its rounding bits follow (see score_step)
 
 
 def _build(numba) -> SimpleNamespace:
     jit = functools.partial(numba.njit, cache=True, nogil=True, boundscheck=False)
     one, minus_one, zero = np.float32(1.0), np.float32(-1.0), np.float32(0.0)
+    from . import score_loops
 
     @jit
     def masked_weight(score, weight, state, threshold, factor, scaled, out):
@@ -109,7 +114,8 @@ def _build(numba) -> SimpleNamespace:
 
     return SimpleNamespace(masked_weight=masked_weight, masked_weight_grad=masked_weight_grad,
                            high_histogram=high_histogram, low_histogram=low_histogram, count_below=count_below,
-                           collect_window=collect_window, bucket_of_rank=bucket_of_rank)
+                           collect_window=collect_window, bucket_of_rank=bucket_of_rank,
+                           score_step=score_loops.score_step, settle_window=score_loops.settle_window)
 
 
 @functools.cache

@@ -11,6 +11,7 @@ The effective weight and its gradient are computed in :mod:`frozen_slt.masking`.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
@@ -49,6 +50,8 @@ class MaskedLayerMixin:
         self.sparsity = 0.0
         self.scale_mode = "none"
         self.pruned_count, self.locked_count, self.free_count = 0, 0, math.prod(shape)
+        self._preparer = None  # a weak reference to the ScoreSGD that prepares W_eff (prepare_for)
+        self._prepared = None  # (W_eff as a leaf tensor, the state it was computed from)
 
     def set_freeze_state(self, state: torch.Tensor) -> None:
         """Install a ternary freeze state (``-1`` pruned, ``0`` free, ``+1`` locked) of the weight's shape."""
@@ -108,16 +111,63 @@ class MaskedLayerMixin:
 
     def __getstate__(self):
         state = super().__getstate__()  # copies and pickles hold their own tensors: the views are rebuilt
-        return {key: value for key, value in state.items() if key not in ("_fused_key", "_fused_views")}
+        state = {key: value for key, value in state.items() if key not in ("_fused_key", "_fused_views")}
+        return {**state, "_preparer": None, "_prepared": None}  # a copy is nobody's to prepare
+
+    def static_factor(self) -> float:
+        """The effective weight's constant factor: 1/√(1−k) for scale ``static``, else 1."""
+        return 1.0 / math.sqrt(1.0 - self.sparsity) if self.scale_mode == "static" else 1.0
 
     def effective_weight(self) -> torch.Tensor:
-        static_factor = 1.0 / math.sqrt(1.0 - self.sparsity) if self.scale_mode == "static" else 1.0
         arrays = self.fused_arrays()
         if arrays is not None:
-            return FusedMaskedWeight.apply(self.score, self.weight, arrays, self.scale_mode, static_factor)
-        return MaskedWeight.apply(
-            self.score, self.weight, self.free_factor, self.frozen_bias, self.threshold, self.scale_mode, static_factor
-        )
+            if self.prepared_arrays() is not None:
+                return self._prepared_weight(arrays)
+            return FusedMaskedWeight.apply(self.score, self.weight, arrays, self.scale_mode, self.static_factor())
+        return MaskedWeight.apply(self.score, self.weight, self.free_factor, self.frozen_bias, self.threshold,
+                                  self.scale_mode, self.static_factor())
+
+    # A prepared effective weight (frozen_slt.score_sgd): W_eff is held as a leaf tensor that the forward
+    # uses as it is, so the backward stops at ∂L/∂W_eff, and the optimizer computes the score gradient,
+    # the update and the next W_eff in one fused loop. It is recomputed whenever the score, weight, freeze
+    # state, threshold or scale it was computed from has changed (seen through the tensors' version
+    # counters, as autograd sees in-place changes; a write through ``.data`` or a NumPy view is not seen).
+
+    def prepare_for(self, optimizer) -> None:
+        """Let ``optimizer`` (a :class:`~frozen_slt.score_sgd.ScoreSGD`, held weakly) prepare this layer's W_eff;
+        None: nobody does, the forward computes it with the score gradient in the graph."""
+        self._preparer, self._prepared = (None if optimizer is None else weakref.ref(optimizer)), None
+
+    def prepared_arrays(self) -> tuple[np.ndarray, ...] | None:
+        """:meth:`fused_arrays` when the effective weight is prepared (a live optimizer, scale none or static)."""
+        preparer = self._preparer
+        if preparer is None or preparer() is None or self.scale_mode == "dynamic":
+            return None
+        return self.fused_arrays()
+
+    def _prepared_key(self, arrays: tuple[np.ndarray, ...]) -> tuple:
+        return (self._fused_key, self.score._version, self.weight._version, self.freeze_state._version,
+                float(arrays[3][0]), self.scale_mode, self.sparsity)
+
+    def _prepared_weight(self, arrays: tuple[np.ndarray, ...]) -> torch.Tensor:
+        if self._prepared is None or self._prepared[1] != self._prepared_key(arrays):
+            effective = torch.empty_like(self.weight)  # new memory: a graph that saved the old one keeps it
+            kernels.loops().masked_weight(*arrays, np.float32(self.static_factor()), self.scale_mode == "static",
+                                          kernels.flat(effective))
+            self.install_prepared_weight(effective)
+        return self._prepared[0]
+
+    def install_prepared_weight(self, effective: torch.Tensor) -> None:
+        """Hold ``effective`` as the W_eff of the layer's current state (the caller vouches for its values)."""
+        self._prepared = (effective.requires_grad_(), self._prepared_key(self.fused_arrays()))
+
+    def prepared_gradient(self) -> torch.Tensor | None:
+        """∂L/∂W_eff accumulated on the prepared effective weight since it was last cleared, or None."""
+        return None if self._prepared is None else self._prepared[0].grad
+
+    def clear_prepared_gradient(self) -> None:
+        if self._prepared is not None:
+            self._prepared[0].grad = None
 
     def extra_repr(self) -> str:
         return (

@@ -26,7 +26,9 @@ from .data.base import EVAL_SPLITS
 from .data.loop import LoopData, loop_view, select_rows
 from .errors import FrozenSLTError, TrainingDivergedError
 from .memory import MemoryReport
+from .layers import masked_layers
 from .network import Network, build_network
+from .score_sgd import ScoreSGD
 from .threshold import update_thresholds
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,10 @@ def make_optimizer(config: ExperimentConfig, model: nn.Module) -> torch.optim.Op
     if recipe.optimizer == "sgd":
         # fused: one pass per tensor instead of four, bit-identical to the default single-tensor SGD on
         # the CPU (about 2x faster on Conv6's 1.3 M scores, one thread). Not for AdamW: its fused kernel
-        # rounds differently.
+        # rounds differently. A ticket's scores get ScoreSGD, the same SGD whose step also updates τ (on
+        # the CPU in one fused pass per layer with the masking and the threshold's window count).
+        if masked_layers(model):
+            return ScoreSGD(model, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
         return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
                                fused=True)
     return torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -109,7 +114,8 @@ def _autocast(network: Network, config: ExperimentConfig):
 
 def train_step(network: Network, optimizer, config: ExperimentConfig, inputs: tuple[torch.Tensor, ...],
                labels: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on one batch, then τ recomputed (docs/method.md §4); returns the detached loss and
+    """One optimizer step on one batch, then τ recomputed (docs/method.md §4; :class:`ScoreSGD` does both);
+    returns the detached loss and
     the logits. Nothing in it reads a value back to the host, so on CUDA the whole step is queued."""
     inputs = network.prepare_inputs(inputs)
     with _autocast(network, config):
@@ -118,7 +124,7 @@ def train_step(network: Network, optimizer, config: ExperimentConfig, inputs: tu
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    if network.masked:
+    if network.masked and not isinstance(optimizer, ScoreSGD):  # ScoreSGD's step updates τ itself
         update_thresholds(network.model)
     return loss.detach(), logits.detach()
 

@@ -215,3 +215,33 @@ def test_training_steps_are_identical_with_and_without_the_fused_loops():
     for fused_values, eager_values in zip(fused, eager):
         assert all(torch.equal(bits(a), bits(b)) for a, b in zip(fused_values, eager_values))
     assert fused[0][0] != fused[0][-1]  # the steps trained something
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_score_step_counts_collects_and_prepares_the_next_effective_weight(scaled):
+    """Beside the update (compared with torch's SGD in test_score_sgd), one pass counts the new free |S| below
+    the window, collects those inside it and writes W_eff wherever the window decides the mask."""
+    generator = np.random.default_rng(5)
+    size = 3 * kernels.BLOCK + 77
+    grad, weight = (generator.standard_normal(size).astype(np.float32) for _ in range(2))
+    score = (generator.standard_normal(size) * 0.1).astype(np.float32)
+    state = generator.integers(-1, 2, size).astype(np.int8)
+    factor = np.float32(1.25 if scaled else 1.0)
+    rates = (np.float32(-0.05), np.float32(1e-4), np.float32(0.9), factor)
+    low, high = np.float32(0.05), np.float32(0.052)
+    out, window, positions = np.empty(size, np.float32), np.empty(size, np.float32), np.empty(size, np.int64)
+    mode = kernels.FIRST | kernels.DECAYED | (kernels.SCALED if scaled else 0)
+    below, count = kernels.loops().score_step(grad, weight, score, np.empty(size, np.float32), state, rates, mode, 8,
+                                              low, high, out, window, positions, 3)
+    magnitude, free = np.abs(score), state == 0
+    inside = free & (magnitude >= low) & (magnitude < high)
+    assert below == int((free & (magnitude < low)).sum())
+    assert count == 3 + int(inside.sum()) and 0 < inside.sum() < free.sum()
+    assert positions[3:count].tolist() == np.flatnonzero(inside).tolist()
+    assert window[3:count].tolist() == magnitude[inside].tolist()
+    kept = (free & (magnitude >= high)) | (state > 0)
+    assert np.array_equal(out, np.where(kept, weight * factor if scaled else weight, 0).astype(np.float32))
+    tau = np.float32(np.median(magnitude[inside]))
+    kernels.loops().settle_window(score, weight, factor, scaled, tau, positions[3:count], out)
+    kept |= inside & (magnitude > tau)
+    assert np.array_equal(out, np.where(kept, weight * factor if scaled else weight, 0).astype(np.float32))
