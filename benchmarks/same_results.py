@@ -1,7 +1,7 @@
 """Same results across two checkouts: short digits runs, every metric and state compared bit for bit.
 
 A speed-up must not change what a run computes. This script trains a few short runs on the embedded
-digits data (every source family, the weight-trained baseline, the dynamic scale, a ResNet with
+digits data (every source family, the weight-trained baseline, the static and dynamic scales, a ResNet with
 BatchNorm) with the checkout on ``PYTHONPATH`` and writes every epoch's metrics (floats as their exact
 hex) and SHA-256 digests of the final and best states (scores, thresholds, BatchNorm statistics)
 and of the optimizer's state to a JSON file. With
@@ -30,6 +30,7 @@ RUNS = (
     ("pruned", {"sparsity": 0.5, "freeze_ratio": 0.4, "lock_share": 0.0}),
     ("frozen", {"sparsity": 0.5, "freeze_ratio": 0.6}),
     ("frozen-dynamic-scale", {"sparsity": 0.7, "freeze_ratio": 0.8, "scale": "dynamic"}),
+    ("frozen-static-scale", {"sparsity": 0.4, "freeze_ratio": 0.5, "scale": "static"}),
     ("frozen-static-scale-adamw", {"sparsity": 0.3, "freeze_ratio": 0.2, "scale": "static", "optimizer": "adamw",
                                    "lr": 0.01}),
     ("weight-trained", {"weight_trained": True, "freeze_ratio": 0.0}),
