@@ -121,7 +121,7 @@ class MaskedLayerMixin:
     def effective_weight(self) -> torch.Tensor:
         arrays = self.fused_arrays()
         if arrays is not None:
-            if self.prepared_arrays() is not None:
+            if self._is_prepared():
                 return self._prepared_weight(arrays)
             return FusedMaskedWeight.apply(self.score, self.weight, arrays, self.scale_mode, self.static_factor())
         return MaskedWeight.apply(self.score, self.weight, self.free_factor, self.frozen_bias, self.threshold,
@@ -138,12 +138,14 @@ class MaskedLayerMixin:
         None: nobody does, the forward computes it with the score gradient in the graph."""
         self._preparer, self._prepared = (None if optimizer is None else weakref.ref(optimizer)), None
 
-    def prepared_arrays(self) -> tuple[np.ndarray, ...] | None:
-        """:meth:`fused_arrays` when the effective weight is prepared (a live optimizer, scale none or static)."""
+    def _is_prepared(self) -> bool:
         preparer = self._preparer
-        if preparer is None or preparer() is None or self.scale_mode == "dynamic":
-            return None
-        return self.fused_arrays()
+        return preparer is not None and preparer() is not None and self.scale_mode != "dynamic"
+
+    def prepared_arrays(self) -> tuple[np.ndarray, ...] | None:
+        """:meth:`fused_arrays` when the effective weight is prepared (a live optimizer, scale none or static,
+        the fused loops usable), else None."""
+        return self.fused_arrays() if self._is_prepared() else None
 
     def _prepared_key(self, arrays: tuple[np.ndarray, ...]) -> tuple:
         return (self._fused_key, self.score._version, self.weight._version, self.freeze_state._version,
