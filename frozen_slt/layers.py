@@ -156,12 +156,13 @@ class MaskedLayerMixin:
             effective = torch.empty_like(self.weight)  # new memory: a graph that saved the old one keeps it
             kernels.loops().masked_weight(*arrays, np.float32(self.static_factor()), self.scale_mode == "static",
                                           kernels.flat(effective))
-            self.install_prepared_weight(effective)
+            self.install_prepared_weight(effective, arrays)
         return self._prepared[0]
 
-    def install_prepared_weight(self, effective: torch.Tensor) -> None:
-        """Hold ``effective`` as the W_eff of the layer's current state (the caller vouches for its values)."""
-        self._prepared = (effective.requires_grad_(), self._prepared_key(self.fused_arrays()))
+    def install_prepared_weight(self, effective: torch.Tensor, arrays: tuple[np.ndarray, ...]) -> None:
+        """Hold ``effective`` as the W_eff of the layer's current state (the caller vouches for its values;
+        ``arrays``: the layer's current :meth:`fused_arrays`)."""
+        self._prepared = (effective.requires_grad_(), self._prepared_key(arrays))
 
     def prepared_gradient(self) -> torch.Tensor | None:
         """∂L/∂W_eff accumulated on the prepared effective weight since it was last cleared, or None."""

@@ -158,21 +158,22 @@ class ScoreSGD(torch.optim.SGD):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        pending = [layer for layer in self.layers if layer.prepared_gradient() is not None]
-        fused = (self.rounding is not None and self._fusable()
-                 and all(layer.prepared_arrays() is not None for layer in pending))
-        if pending and not fused:
-            for layer in pending:
+        pending = [(layer, layer.prepared_arrays()) for layer in self.layers if layer.prepared_gradient() is not None]
+        if pending and not (self.rounding is not None and self._fusable()
+                            and all(arrays is not None for _, arrays in pending)):
+            for layer, _ in pending:
                 _materialise_score_gradient(layer)
             pending = []
         stepped = self._score_steps(pending) if pending else None
-        super().step()  # every parameter with a .grad: the scores of layers not stepped above
+        if any(p.grad is not None for group in self.param_groups for p in group["params"]):
+            super().step()  # the scores of layers not stepped above
         if stepped is None or not self._settle(*stepped):
             thresholds.update_thresholds(self.model)
         return loss
 
-    def _score_steps(self, pending: list[MaskedLayerMixin]):
-        """Run :func:`frozen_slt.kernels.score_step` on each layer; returns what :meth:`_settle` needs."""
+    def _score_steps(self, pending: list[tuple[MaskedLayerMixin, tuple[np.ndarray, ...]]]):
+        """Run :func:`frozen_slt.kernels.score_step` on each (layer, its prepared arrays); returns what
+        :meth:`_settle` needs."""
         group = self.param_groups[0]
         capacity = thresholds._WINDOW_CAPACITY
         if self._window.size != capacity:
@@ -182,8 +183,8 @@ class ScoreSGD(torch.optim.SGD):
         width, rounding = self.rounding
         decayed = kernels.DECAYED if group["weight_decay"] != 0 else 0
         loops, below, count, spans = kernels.loops(), 0, 0, []
-        for layer in pending:
-            scores, weights, states, _ = layer.prepared_arrays()
+        for layer, arrays in pending:
+            scores, weights, states, _ = arrays
             state = self.state[layer.score]
             velocity = state.get("momentum_buffer")
             first = kernels.FIRST if velocity is None else 0
@@ -201,7 +202,7 @@ class ScoreSGD(torch.optim.SGD):
             torch.autograd.graph.increment_version(layer.score)  # changed in place, as torch's step would
             torch.autograd.graph.increment_version(velocity)
             layer.clear_prepared_gradient()
-            spans.append((layer, effective, start, count))
+            spans.append((layer, arrays, effective, start, count))
         return bounds, below, count, spans
 
     def _settle(self, bounds, below: int, count: int, spans: list) -> bool:
@@ -218,12 +219,12 @@ class ScoreSGD(torch.optim.SGD):
         thresholds.remember_move(self.layers, found, bounds[0])
         tau = thresholds.bits_to_threshold(found)
         loops = kernels.loops()
-        for layer, effective, start, end in spans:
+        tau_value = np.float32(float(tau))
+        for layer, arrays, effective, start, end in spans:
             layer.threshold.copy_(tau)
-            loops.settle_window(kernels.flat(layer.score), kernels.flat(layer.weight), np.float32(layer.static_factor()),
-                                layer.scale_mode == "static", np.float32(float(tau)), self._positions[start:end],
-                                kernels.flat(effective))
-            layer.install_prepared_weight(effective)
+            loops.settle_window(arrays[0], arrays[1], np.float32(layer.static_factor()), layer.scale_mode == "static",
+                                tau_value, self._positions[start:end], kernels.flat(effective))
+            layer.install_prepared_weight(effective, arrays)
         return True
 
 
