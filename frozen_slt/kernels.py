@@ -5,9 +5,10 @@ four (each a full-size read and write), and that memory traffic is most of what 
 They compute exactly what the eager formulations in :mod:`frozen_slt.masking` and
 :mod:`frozen_slt.threshold` compute, in the same float32 operations and order, so both give the same
 bits (the tests compare them); the one difference is the sign of a dropped weight's zero (``+0`` here,
-``0·W`` there), which nothing downstream can tell apart. :func:`score_step` goes further for
-:class:`frozen_slt.score_sgd.ScoreSGD`: a layer's score gradient, its SGD update (rounded like torch's
-fused SGD kernel), the threshold's window count and the next effective weight in one pass.
+``0·W`` there), which nothing downstream can tell apart. :mod:`frozen_slt.score_loops` (also reached
+through :func:`loops`) goes further for :class:`frozen_slt.score_sgd.ScoreSGD`: a layer's score
+gradient, its SGD update (rounded like torch's fused SGD kernel), the threshold's window count and the
+next effective weight in one pass.
 
 :func:`usable` says whether the loops apply to some tensors (numba imports, they are contiguous CPU
 tensors, the loops are not switched off); the callers keep the eager code for other devices and as the

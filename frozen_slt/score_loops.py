@@ -71,8 +71,8 @@ def score_step(grad, weight, score, velocity, state, rates, mode, width, low, hi
                count):
     """A masked layer's SGD step fused with the threshold's window count and the next effective weight.
 
-    From ``grad`` = ∂L/∂W_eff, in one pass: the straight-through score gradient (as
-    :func:`masked_weight_grad`), the SGD update of ``score`` and its momentum ``velocity`` with
+    From ``grad`` = ∂L/∂W_eff, in one pass: the straight-through score gradient (as the kernels'
+    ``masked_weight_grad`` computes it), the SGD update of ``score`` and its momentum ``velocity`` with
     ``rates`` = (−lr, weight decay, momentum, scale factor) as float32, rounded like torch's fused CPU
     kernel (its vectorised part, the first ``n − n % width`` entries, and the rest each with their own
     rounding); then for the new scores: the free entries with ``|S| < low`` counted, those in

@@ -10,7 +10,7 @@ float32, scale ``none`` or ``static``, momentum without Nesterov or dampening, a
 rounding in a way those loops reproduce on this machine (:func:`torch_sgd_rounding`, checked once per
 process). Then the masked layers hold their effective weight W_eff as a leaf tensor
 (:meth:`~frozen_slt.layers.MaskedLayerMixin.prepare_for`), the backward stops at ∂L/∂W_eff, and
-``step`` runs one loop per layer (:func:`frozen_slt.kernels.score_step`): the straight-through score
+``step`` runs one loop per layer (:func:`frozen_slt.score_loops.score_step`): the straight-through score
 gradient, the SGD update, the count of the new scores below and inside the threshold's search window,
 and the next W_eff wherever the window already decides the mask. τ is then selected among the few
 entries inside the window, and those entries are settled. A masked step on the CPU thus reads and writes
@@ -46,7 +46,7 @@ _PROBE_STEPS = 3
 
 @functools.cache
 def torch_sgd_rounding() -> tuple[int, int] | None:
-    """``(width, rounding bits)`` with which :func:`frozen_slt.kernels.score_step` reproduces torch's fused
+    """``(width, rounding bits)`` with which :func:`frozen_slt.score_loops.score_step` reproduces torch's fused
     CPU SGD kernel on this machine, or None when it cannot be used.
 
     torch's kernel is C++ whose compiler contracted some of its products and sums into fused
@@ -139,7 +139,7 @@ class ScoreSGD(torch.optim.SGD):
                 self.rounding = None
 
     def _fusable(self) -> bool:
-        """Whether the settings are ones :func:`frozen_slt.kernels.score_step` computes (as torch does)."""
+        """Whether the settings are ones :func:`frozen_slt.score_loops.score_step` computes (as torch does)."""
         if len(self.param_groups) != 1:
             return False
         group = self.param_groups[0]
@@ -172,7 +172,7 @@ class ScoreSGD(torch.optim.SGD):
         return loss
 
     def _score_steps(self, pending: list[tuple[MaskedLayerMixin, tuple[np.ndarray, ...]]]):
-        """Run :func:`frozen_slt.kernels.score_step` on each (layer, its prepared arrays); returns what
+        """Run :func:`frozen_slt.score_loops.score_step` on each (layer, its prepared arrays); returns what
         :meth:`_settle` needs."""
         group = self.param_groups[0]
         capacity = thresholds._WINDOW_CAPACITY

@@ -25,8 +25,8 @@ from .data import load_dataset
 from .data.base import EVAL_SPLITS
 from .data.loop import LoopData, loop_view, select_rows
 from .errors import FrozenSLTError, TrainingDivergedError
-from .memory import MemoryReport
 from .layers import masked_layers
+from .memory import MemoryReport
 from .network import Network, build_network
 from .score_sgd import ScoreSGD
 from .threshold import update_thresholds
@@ -115,8 +115,8 @@ def _autocast(network: Network, config: ExperimentConfig):
 def train_step(network: Network, optimizer, config: ExperimentConfig, inputs: tuple[torch.Tensor, ...],
                labels: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on one batch, then τ recomputed (docs/method.md §4; :class:`ScoreSGD` does both);
-    returns the detached loss and
-    the logits. Nothing in it reads a value back to the host, so on CUDA the whole step is queued."""
+    returns the detached loss and the logits. Nothing in it reads a value back to the host, so on CUDA the
+    whole step is queued."""
     inputs = network.prepare_inputs(inputs)
     with _autocast(network, config):
         logits = select_rows(network.model(*inputs), rows)
