@@ -38,6 +38,15 @@ def dynamic_factor(kept: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.
     return torch.where(density > 0, density.clamp_min(1e-30).rsqrt(), 1.0).to(dtype)
 
 
+def straight_through_gradient(grad_effective: torch.Tensor, weight: torch.Tensor, score: torch.Tensor,
+                              factor: torch.Tensor | float) -> torch.Tensor:
+    """∂L/∂S = (∂L/∂W_eff ⊙ W) ⊙ sign(S) (⊙ factor), rounded after each product (a new tensor)."""
+    grad_score = (grad_effective * weight).mul_(score.detach().sign())
+    if not (isinstance(factor, float) and factor == 1.0):
+        grad_score.mul_(factor)
+    return grad_score
+
+
 class MaskedWeight(torch.autograd.Function):
     """``W_eff = keep ⊙ W ⊙ factor`` with the straight-through gradient to the scores, in PyTorch operators.
 
@@ -67,10 +76,7 @@ class MaskedWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_effective):
         score, weight = ctx.saved_tensors
-        grad_score = (grad_effective * weight).mul_(score.sign())
-        if not (isinstance(ctx.factor, float) and ctx.factor == 1.0):
-            grad_score.mul_(ctx.factor)
-        return grad_score, None, None, None, None, None, None
+        return straight_through_gradient(grad_effective, weight, score, ctx.factor), None, None, None, None, None, None
 
 
 class FusedMaskedWeight(torch.autograd.Function):

@@ -37,6 +37,7 @@ from torch import nn
 from . import kernels
 from . import threshold as thresholds
 from .layers import MaskedLayerMixin, masked_layers
+from .masking import straight_through_gradient
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +230,7 @@ class ScoreSGD(torch.optim.SGD):
 
 
 def _materialise_score_gradient(layer: MaskedLayerMixin) -> None:
-    """Turn the gradient on a layer's prepared W_eff into ``score.grad`` (as :class:`frozen_slt.masking.MaskedWeight`'s
-    backward computes it), so that torch's SGD steps the score."""
-    grad = (layer.prepared_gradient() * layer.weight).mul_(layer.score.detach().sign())
-    factor = layer.static_factor()
-    if factor != 1.0:
-        grad.mul_(factor)
+    """Turn the gradient on a layer's prepared W_eff into ``score.grad``, so that torch's SGD steps the score."""
+    grad = straight_through_gradient(layer.prepared_gradient(), layer.weight, layer.score, layer.static_factor())
     layer.score.grad = grad if layer.score.grad is None else layer.score.grad.add_(grad)
     layer.clear_prepared_gradient()

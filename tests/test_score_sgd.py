@@ -105,7 +105,7 @@ def test_fused_score_step_trains_like_torch_sgd_and_eager_masking(settings, sett
     fused, eager = Run(cfg, fused=True), Run(cfg, fused=False, optimizer=torch_sgd)
     assert fused.optimizer.rounding == ROUNDING
     steps = train_side_by_side(cfg, [fused, eager])  # two epochs: the cosine schedule changes lr in between
-    assert settles["window"] >= 0.75 * steps and settles["window"] + settles["fallback"] == steps
+    assert settles["window"] >= 0.5 * steps and settles["window"] + settles["fallback"] == steps
     untrained = masked_layers(build_network(cfg, torch.device("cpu")).model)
     for layer, start in zip(fused.layers(), untrained):
         assert layer.score.grad is None  # ∂L/∂S was never materialised
