@@ -7,6 +7,7 @@ from dataclasses import replace
 import psutil
 import pytest
 import ray
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from sweeps.pareto import main
@@ -119,6 +120,22 @@ def test_a_parent_run_never_stays_running(tmp_path):
             raise raised
         assert client.get_run(parent).info.status == status
         assert client.get_run(trial).info.status == status and client.get_run(done).info.status == "FINISHED"
+
+
+def test_a_resumed_trial_gets_the_params_a_killed_driver_had_not_logged(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = SweepTracker(uri, "frozen-slt", tmp_path / "artifacts").open_parent("sweep", {"search": "grid"})
+    client = MlflowClient(uri)
+    params = {"point": {"family": "pruned", "sparsity": 0.95}, "ticket": {"k": 0.95}}
+    # the driver was killed after creating the child run and before logging its params
+    killed = client.create_run(client.get_run(parent).info.experiment_id, run_name="train_trial_00003",
+                               tags={"mlflow.parentRunId": parent, "ray_trial_id": "t3"}).info.run_id
+    client.log_batch(killed, params=[Param("point.family", "pruned")])  # killed part-way through the batch
+    assert TrialLogger(uri, parent).child("t3", "train_trial_00003", {}, params) == killed
+    assert client.get_run(killed).data.params == {"point.family": "pruned", "point.sparsity": "0.95", "ticket.k": "0.95"}
+    # a run that has all its params is reused as it is
+    assert TrialLogger(uri, parent).child("t3", "train_trial_00003", {}, params) == killed
+    assert client.get_run(killed).data.params["point.sparsity"] == "0.95"
 
 
 def test_a_stopped_sweep_is_killed_a_sweep_with_failed_trials_failed():

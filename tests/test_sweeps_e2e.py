@@ -267,6 +267,8 @@ def test_killed_sweep_resumes_with_its_scheduler_and_completes_every_trial_exact
     assert max(Counter(c.data.tags["ray_trial_id"] for c in children).values()) == 1
     assert all(c.info.status == "FINISHED" for c in children)
     assert_no_duplicate_epochs(client, children)
+    # every run holds its params, one the kill caught between creating it and logging them too
+    assert all({"point.family", "config.model", "config.ticket.sparsity"} <= set(c.data.params) for c in children)
     # the scheduler's log survived the kill: every ticket trial was recorded at the rung exactly once, and the
     # pruned k = 0.95 trial, which reached the rung after the kill, was ranked against the k = 0.5 one recorded before
     (log,) = (tmp_path / "ray").glob("small-*.scheduler.json")
