@@ -170,22 +170,20 @@ class TrialLogger:
         found = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}' and tags.`{TRIAL_TAG}` = '{trial_id}'"
         )
-        flat = flatten(params)
         if found:
-            run_id = found[0].info.run_id
-            # a driver killed between creating the run and logging its params left them out: log what is missing
-            missing = [Param(k, v) for k, v in flat.items() if k not in found[0].data.params]
-            if missing:
-                self.client.log_batch(run_id, params=missing)
+            run_id, logged = found[0].info.run_id, found[0].data.params
             history = self.client.get_metric_history(run_id, "val_accuracy")
             self._logged_epoch[run_id] = max((m.step for m in history), default=-1)
             self.client.update_run(run_id, status="RUNNING")
         else:
             run = self.client.create_run(self.experiment_id, run_name=trial_name,
                                          tags={PARENT_TAG: self.parent_id, TRIAL_TAG: trial_id, **tags})
-            run_id = run.info.run_id
-            self.client.log_batch(run_id, params=[Param(k, v) for k, v in flat.items()])
+            run_id, logged = run.info.run_id, {}
             self._logged_epoch[run_id] = -1
+        # a found run misses the params a driver killed right after creating it had not logged yet
+        missing = [Param(k, v) for k, v in flatten(params).items() if k not in logged]
+        if missing:
+            self.client.log_batch(run_id, params=missing)
         self._children[trial_id] = run_id
         return run_id
 
