@@ -14,7 +14,7 @@ from sweeps.pareto import main
 from sweeps.space import plan_sweep
 from sweeps.spec import CONFIG_DIR, load_sweep_spec, smoke_spec
 from sweeps.runner import SweepOutcome
-from sweeps.tracking import SweepTracker, TrialLogger
+from sweeps.tracking import PARENT_TAG, TRIAL_TAG, SweepTracker, TrialLogger
 
 GOOD = """
 name = "check"
@@ -129,7 +129,7 @@ def test_a_resumed_trial_gets_the_params_a_killed_driver_had_not_logged(tmp_path
     params = {"point": {"family": "pruned", "sparsity": 0.95}, "ticket": {"k": 0.95}}
     # the driver was killed after creating the child run and before logging its params
     killed = client.create_run(client.get_run(parent).info.experiment_id, run_name="train_trial_00003",
-                               tags={"mlflow.parentRunId": parent, "ray_trial_id": "t3"}).info.run_id
+                               tags={PARENT_TAG: parent, TRIAL_TAG: "t3"}).info.run_id
     client.log_batch(killed, params=[Param("point.family", "pruned")])  # killed part-way through the batch
     assert TrialLogger(uri, parent).child("t3", "train_trial_00003", {}, params) == killed
     assert client.get_run(killed).data.params == {"point.family": "pruned", "point.sparsity": "0.95", "ticket.k": "0.95"}
