@@ -23,6 +23,7 @@ from .scheduler import MultiObjectiveAsha, stop_records
 from .search import FamilySearch
 from .space import SweepPlan, plan_sweep, search_budgets
 from .spec import SweepSpec
+from .stores import check_stores
 from .tickets import artifact_uri, hand_back_ticket
 from .tracking import SweepTracker
 
@@ -82,9 +83,14 @@ def _scheduler(spec: SweepSpec, options: SweepOptions) -> MultiObjectiveAsha | N
     return MultiObjectiveAsha(spec.rungs(), spec.reduction_factor, str(_scheduler_path(spec, options)))
 
 
+def _optuna_url(spec: SweepSpec, options: SweepOptions) -> str:
+    """The studies' storage: ``[optuna] storage``, else a sqlite database next to the sweep's state."""
+    return spec.optuna_storage or f"sqlite:///{(options.local_dir / f'{spec.run_name}.optuna.db').resolve()}"
+
+
 def _searcher(spec: SweepSpec, options: SweepOptions) -> FamilySearch:
     """One Optuna study per family (per family and size, size-aware), named ``<run name>.<family>...``."""
-    url = spec.optuna_storage or f"sqlite:///{(options.local_dir / f'{spec.run_name}.optuna.db').resolve()}"
+    url = _optuna_url(spec, options)
     settings = {"strategy": spec.strategy, "budgets": search_budgets(spec), "sparsity_range": list(spec.sparsity_range),
                 "freeze_range": list(spec.freeze_range), "seed": spec.sampler_seed, "trial_seed": spec.trial_seed,
                 "baseline": spec.weight_trained_baseline, "prefix": spec.run_name}
@@ -159,10 +165,13 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     """Run (or resume) the sweep to the end and record its fronts; see module docstring.
 
     Everything that can be checked without Ray is checked first (every grid point as a validated
-    ExperimentConfig, the sweep's state), so bad input starts no Ray and opens no MLflow run. Once the
-    parent run is open, any exception ends it FAILED and an interrupt ends it KILLED, never RUNNING.
+    ExperimentConfig, every store the sweep writes (sweeps.stores), the sweep's
+    state), so bad input starts no Ray and opens no MLflow run. Once the parent run is open, any
+    exception ends it FAILED and an interrupt ends it KILLED, never RUNNING.
     """
     plan = plan_sweep(spec)
+    check_stores(options.storage, options.local_dir, options.tracking_uri,
+                 _optuna_url(spec, options) if spec.search == "optuna" else None)
     restore, state = _prior_state(spec, options)
     import ray
 

@@ -70,6 +70,8 @@ def run_main(tmp_path, text, *args):
     (GOOD, ["--search", "optuna", "--num-samples", "2"], "num_samples = 2 cannot give each of the 3 families"),
     (GOOD + "[optuna]\nsparsity = [0.1, 0.3]\nfreeze_ratio = [0.5, 0.9]\n", ["--search", "optuna"],
      "a pruned source needs freeze_ratio <= sparsity"),
+    (GOOD, ["--tracking-uri", "sqlite:////proc/mlflow.db"], "MLflow tracking store sqlite:////proc/mlflow.db "
+     "(--tracking-uri): cannot create files in /proc"),
 ])
 def test_bad_sweeps_exit_2_before_ray_or_mlflow_start(tmp_path, capsys, text, args, needle):
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}
