@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="require an interrupted sweep to continue (it also resumes without this flag)")
     parser.add_argument("--smoke", action="store_true", help="2 trials x 1 epoch, for a quick check")
     parser.add_argument("--inject-fault", type=int, metavar="EPOCH",
-                        help="fault drill: every trial fails once at EPOCH and must recover from its checkpoint")
+                        help="fault drill: every trial fails once at EPOCH (1 to its epochs) and must recover from "
+                             "its checkpoint")
     parser.add_argument("--quiet", action="store_true", help="print only the final summary")
     parser.add_argument("--ray-tables", action="store_true", help="also show Ray Tune's status tables and the trials' logs")
     return parser

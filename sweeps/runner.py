@@ -11,7 +11,7 @@ from typing import Any
 
 from frozen_slt.checkpoint import write_atomically
 from frozen_slt.config import ExperimentConfig
-from frozen_slt.errors import SweepError
+from frozen_slt.errors import SweepConfigError, SweepError
 
 from trainables.points import point_config, trial_point
 from trainables.tune_trainable import train_trial, trained_full_budget
@@ -165,11 +165,12 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     """Run (or resume) the sweep to the end and record its fronts; see module docstring.
 
     Everything that can be checked without Ray is checked first (every grid point as a validated
-    ExperimentConfig, every store the sweep writes (sweeps.stores), the sweep's
+    ExperimentConfig, the fault drill's epoch, every store the sweep writes (sweeps.stores), the sweep's
     state), so bad input starts no Ray and opens no MLflow run. Once the parent run is open, any
     exception ends it FAILED and an interrupt ends it KILLED, never RUNNING.
     """
     plan = plan_sweep(spec)
+    _check_fault_epoch(spec, options.inject_fault_epoch)
     check_stores(options.storage, options.local_dir, options.tracking_uri,
                  _optuna_url(spec, options) if spec.search == "optuna" else None)
     restore, state = _prior_state(spec, options)
@@ -206,6 +207,17 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
         outcome.skipped, outcome.experiment_id, outcome.parent_run_id = plan.skipped, tracker.experiment_id, parent
         _publish(spec, options, tracker, outcome)
     return outcome
+
+
+def _check_fault_epoch(spec: SweepSpec, epoch: int | None) -> None:
+    """The fault drill fails a trial in the report of a trained epoch, 1 to the budget (trainables.tune_trainable
+    ``_maybe_fail``; epoch 0 is the evaluation before training, whose failure would test no checkpoint)."""
+    epochs = spec.base_config().train.epochs
+    if epoch is not None and not 1 <= epoch <= epochs:
+        count = f"{epochs} {'epoch' if epochs == 1 else 'epochs'}"
+        raise SweepConfigError(f"--inject-fault {epoch} is not an epoch the trials train: use 1 to {epochs} (the trials "
+                               f"of sweep {spec.name!r}{' under --smoke' if spec.smoke else ''} train {count}; "
+                               "epoch 0 is the evaluation before training)")
 
 
 def _prior_state(spec: SweepSpec, options: SweepOptions) -> tuple[bool, dict[str, Any]]:

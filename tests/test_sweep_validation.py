@@ -70,6 +70,10 @@ def run_main(tmp_path, text, *args):
     (GOOD, ["--search", "optuna", "--num-samples", "2"], "num_samples = 2 cannot give each of the 3 families"),
     (GOOD + "[optuna]\nsparsity = [0.1, 0.3]\nfreeze_ratio = [0.5, 0.9]\n", ["--search", "optuna"],
      "a pruned source needs freeze_ratio <= sparsity"),
+    (GOOD, ["--inject-fault", "-1"], "--inject-fault -1 is not an epoch the trials train: use 1 to 1 (the trials of "
+     "sweep 'check' train 1 epoch; epoch 0 is the evaluation before training)"),
+    (GOOD, ["--inject-fault", "0"], "--inject-fault 0 is not an epoch the trials train: use 1 to 1"),
+    (GOOD, ["--inject-fault", "2"], "--inject-fault 2 is not an epoch the trials train: use 1 to 1"),
     (GOOD, ["--tracking-uri", "sqlite:////proc/mlflow.db"], "MLflow tracking store sqlite:////proc/mlflow.db "
      "(--tracking-uri): cannot create files in /proc"),
 ])
