@@ -65,9 +65,20 @@ def grid_points(spec: SweepSpec) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _check_frozen_lock_share(spec: SweepSpec) -> None:
-    """A numeric lock share must be feasible at every (k, f) of the grid (docs/method.md §2)."""
+    """The frozen family needs locked weights, r = s·f > 0, at every (k, f) of the grid, and a numeric lock
+    share must be feasible at every pair (docs/method.md §2)."""
     share = spec.grid_lock_share
-    if "frozen" not in spec.families or share == "proportional":
+    if "frozen" not in spec.families:
+        return
+    if share == 0:
+        raise SweepConfigError("[grid] lock_share = 0 locks no frozen weight (r = s·f = 0), which makes every frozen "
+                               "point a pruned source; the frozen family needs 0 < lock_share <= 1 (or \"proportional\", "
+                               "s = 1 - k), and the pruned family already maps s = 0")
+    if 1.0 in spec.grid_sparsity:
+        raise SweepConfigError("[grid] sparsity 1.0 leaves the frozen family nothing to lock: at k = 1 every weight is "
+                               "pruned, so s <= (1 - k)/f = 0 and the point is a pruned source; list sparsities below 1 "
+                               "(or drop \"frozen\" from families)")
+    if share == "proportional":
         return
     bad = []
     for sparsity in spec.grid_sparsity:
@@ -97,8 +108,15 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         try:
             point_config(base, point)
         except FrozenSLTError as error:
-            raise SweepConfigError(f"sweep {spec.name!r}: the point {point} is not a valid experiment: {error}") from None
+            raise SweepConfigError(f"sweep {spec.name!r}: the {point.get('family')} point "
+                                   f"{_describe(point)} is not a valid experiment: {error}") from None
     return SweepPlan(points if spec.search == "grid" else [], skipped)
+
+
+def _describe(point: dict[str, Any]) -> str:
+    """``k=0.5 f=0.3 s=proportional seed=0``: a point's coordinates, without its family."""
+    names = {"sparsity": "k", "freeze_ratio": "f", "lock_share": "s", "seed": "seed"}
+    return " ".join(f"{short}={point[key]}" for key, short in names.items() if key in point)
 
 
 def search_budgets(spec: SweepSpec) -> dict[str, int]:

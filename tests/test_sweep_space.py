@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from frozen_slt.errors import ConfigError
 from sweeps.spec import CONFIG_DIR, STRATEGIES, SweepConfigError, load_sweep_spec, smoke_spec
 from sweeps.space import grid_points, plan_sweep
 from trainables.points import point_config
@@ -25,6 +26,16 @@ def test_shipped_configs_load_and_every_point_they_can_search_is_feasible(path):
         assert note.startswith("pruned") or "lock_share" in note
     for strategy in STRATEGIES:  # and every corner of every Optuna study's box
         plan_sweep(replace(spec, search="optuna", strategy=strategy))
+
+
+def test_a_point_of_the_wrong_family_says_once_what_its_family_needs():
+    spec = load_sweep_spec(CONFIG_DIR / "digits.toml")
+    point = {"family": "frozen", "sparsity": 0.5, "freeze_ratio": 0.5, "lock_share": 0.0, "seed": 0}
+    with pytest.raises(ConfigError) as error:  # an Optuna box's corner or a hand-made point could be one
+        point_config(spec.base_config(), point)
+    message = str(error.value)
+    assert message == ("it resolves to p = 0.5, r = 0, a pruned source, not frozen: a frozen source locks some weights, "
+                       "r = s·f > 0, which needs f > 0, k < 1 and 0 < s <= (1 - k)/f")
 
 
 def test_default_grid_by_hand():

@@ -70,6 +70,11 @@ def run_main(tmp_path, text, *args):
     (GOOD, ["--search", "optuna", "--num-samples", "2"], "num_samples = 2 cannot give each of the 3 families"),
     (GOOD + "[optuna]\nsparsity = [0.1, 0.3]\nfreeze_ratio = [0.5, 0.9]\n", ["--search", "optuna"],
      "a pruned source needs freeze_ratio <= sparsity"),
+    (GOOD.replace("sparsity = [0.5]", "sparsity = [1.0]"), [],
+     "[grid] sparsity 1.0 leaves the frozen family nothing to lock: at k = 1 every weight is pruned"),
+    (GOOD.replace("freeze_ratio = [0.3, 0.6]", "freeze_ratio = [0.3, 0.6]\nlock_share = 0.0"), [],
+     "[grid] lock_share = 0 locks no frozen weight (r = s·f = 0), which makes every frozen point a pruned source; "
+     "the frozen family needs 0 < lock_share <= 1"),
     (GOOD, ["--inject-fault", "-1"], "--inject-fault -1 is not an epoch the trials train: use 1 to 1 (the trials of "
      "sweep 'check' train 1 epoch; epoch 0 is the evaluation before training)"),
     (GOOD, ["--inject-fault", "0"], "--inject-fault 0 is not an epoch the trials train: use 1 to 1"),

@@ -15,6 +15,12 @@ from frozen_slt.errors import ConfigError
 #: The three source families of docs/method.md §2, then the weight-trained baseline.
 TICKET_FAMILIES = ("dense", "pruned", "frozen")
 FAMILIES = (*TICKET_FAMILIES, "weight_trained")
+#: What each ticket family's ratios must satisfy (docs/method.md §2), for the error that names a mismatch.
+FAMILY_NEEDS = {
+    "dense": "a dense source freezes nothing (f = 0)",
+    "pruned": "a pruned source needs 0 < f <= k and locks nothing (s = 0)",
+    "frozen": "a frozen source locks some weights, r = s·f > 0, which needs f > 0, k < 1 and 0 < s <= (1 - k)/f",
+}
 
 
 def trial_point(trial_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,7 +52,9 @@ def point_config(base: ExperimentConfig, point: Mapping[str, Any]) -> Experiment
     """``base`` with the point applied, validated, and checked to belong to the point's family."""
     config = base.with_overrides(point_overrides(point))
     if config.family != point["family"]:
-        raise ConfigError(f"point {dict(point)} gives a {config.family} source, not {point['family']}")
+        ticket = config.ticket
+        raise ConfigError(f"it resolves to p = {ticket.prune_ratio:.4g}, r = {ticket.lock_ratio:.4g}, a {config.family} "
+                          f"source, not {point['family']}: {FAMILY_NEEDS[point['family']]}")
     return config
 
 
