@@ -74,17 +74,40 @@ def resolve_address(address: str | None) -> str:
     return address
 
 
+#: Ray's logger of token authentication, and the hint of it that invites users to switch it off.
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+OPT_OUT_HINT = "RAY_AUTH_MODE=disabled to opt out"
+
+
+class _DropOptOutHint(logging.Filter):
+    """Drops Ray's "Token authentication is enabled ... Set RAY_AUTH_MODE=disabled to opt out" and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return OPT_OUT_HINT not in record.getMessage()
+
+
+def drop_opt_out_hint() -> None:
+    """Keep Ray's invitation to switch token authentication off out of the sweep's output (see start_ray)."""
+    logger = logging.getLogger(AUTH_LOGGER)
+    if not any(isinstance(existing, _DropOptOutHint) for existing in logger.filters):
+        logger.addFilter(_DropOptOutHint())
+
+
 def start_ray(address: str | None, trainables: Path, log_to_driver: bool) -> bool:
     """Join the cluster :func:`resolve_address` names, or start a local Ray, shipping ``trainables`` to the workers.
 
     Ray 2.60 binds its gRPC servers (GCS, raylet, workers) to every interface whatever node address it
     is given, so a local Ray is protected by Ray's token authentication, which ``ray.init`` turns on for a
     new local cluster unless ``RAY_AUTH_MODE=disabled`` says otherwise: that is warned about, not hidden.
+    When it turns it on (also when it joins the recorded cluster with a token at hand), ``ray.init`` logs
+    a warning that ends "Set RAY_AUTH_MODE=disabled to opt out", on every sweep; that one line is dropped
+    (README: Security says why the token matters), every other line of Ray's stays.
     """
     import ray
 
     if ray.is_initialized():
         return False
+    drop_opt_out_hint()
     resolved = resolve_address(address)
     if resolved == "local":
         if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":

@@ -40,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-concurrent", type=int, help="trials running at once (default: as many as resources allow)")
     parser.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions pack trials on one GPU")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
-    parser.add_argument("--address", help="address of a running Ray cluster (default: start Ray locally)")
+    parser.add_argument("--address",
+                        help="Ray cluster to run on: host:port, auto (the cluster `ray start` recorded on this machine, "
+                             "which must answer) or local (a new Ray of the sweep's own); default: $RAY_ADDRESS, else "
+                             "the recorded cluster if it answers, else a new local Ray")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlflow.db)")
     parser.add_argument("--storage", default="ray_results",
                         help="Ray results: a directory (default: ./ray_results) or a URI like s3://bucket/prefix; "

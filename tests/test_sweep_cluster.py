@@ -153,3 +153,25 @@ def test_an_existing_token_that_others_can_read_is_warned_about_not_changed(home
 def test_no_token_file_is_made_when_the_token_comes_from_elsewhere_or_auth_is_off(home, monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     assert ensure_private_token() is None and not (home / ".ray").exists()
+
+
+def test_ray_s_invitation_to_switch_token_authentication_off_is_dropped_and_its_other_warnings_stay():
+    from ray._private.authentication import authentication_token_setup as ray_auth
+
+    from sweeps.cluster import AUTH_LOGGER, drop_opt_out_hint
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger(AUTH_LOGGER)
+    logger.addHandler(handler)
+    try:
+        drop_opt_out_hint()
+        drop_opt_out_hint()  # once is enough: a second call adds no second filter
+        ray_auth._warn_token_auth_enabled()  # what ray.init logs on every sweep that starts or joins a Ray with a token
+        ray_auth._warn_token_auth_disabled()  # a warning that must stay visible
+    finally:
+        logger.removeHandler(handler)
+    messages = [record.getMessage() for record in records]
+    assert len(messages) == 1 and messages[0].startswith("Token authentication is disabled for this Ray cluster")
+    assert sum(type(f).__name__ == "_DropOptOutHint" for f in logger.filters) == 1

@@ -157,6 +157,7 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, mar
     assert "dense source" in result.stdout and "frozen source" in result.stdout
     # Ray's own chatter stays out of the sweep's output: no configuration box, no TensorBoard hint, no INFO lines
     assert not any(word in result.stdout + result.stderr for word in ("Configuration for experiment", "tensorboard", "INFO worker.py"))
+    assert "to opt out" not in result.stdout + result.stderr  # Ray's invitation to switch its token authentication off
     client, parents, children = mlflow_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
