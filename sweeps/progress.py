@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from ray import tune
 
@@ -37,10 +37,17 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressCallback(tune.Callback):
-    """Progress of the sweep in plain lines, for terminals and log files alike."""
+    """Progress of the sweep in plain lines, for terminals and log files alike.
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
+    ``reported_before(trial_id)``, when given, names trials whose line an earlier driver of the sweep
+    printed (the MLflow callback knows: their child run is FINISHED); a resumed Ray that runs such a
+    trial to its end again prints no second line for it.
+    """
+
+    reported_before: Callable[[str], bool] | None = None  # also for a callback pickled before it existed
+
+    def __init__(self, stream: TextIO | None = None, reported_before: Callable[[str], bool] | None = None) -> None:
+        self.stream, self.reported_before = stream, reported_before
         self.total = 0
         self.started = self.last_status = time.monotonic()
 
@@ -57,6 +64,8 @@ class ProgressCallback(tune.Callback):
         return len(done | ({just_finished.trial_id} if just_finished is not None else set()))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if self.reported_before is not None and self.reported_before(trial.trial_id):
+            return
         result = trial.last_result or {}
         self._print(
             f"[{self._finished(trials, trial):>{len(str(self.total))}}/{self.total}] {describe_point(trial.config):<32} "

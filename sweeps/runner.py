@@ -125,7 +125,8 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
                                     max_concurrent_trials=spec.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
             name=spec.run_name, storage_path=options.storage, verbose=1 if options.verbose >= 2 else 0,
-            callbacks=[callback, *([ProgressCallback()] if options.verbose >= 1 else [])],
+            # the MLflow callback runs first: it tells the progress lines which trials were reported before
+            callbacks=[callback, *([ProgressCallback(reported_before=callback.recorded_before)] if options.verbose >= 1 else [])],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),

@@ -155,7 +155,13 @@ class SweepTracker:
 
 
 class TrialLogger:
-    """Child runs under one parent: created on a trial's first event, found again after a resume."""
+    """Child runs under one parent: created on a trial's first event, found again after a resume.
+
+    A child run found FINISHED is complete: :meth:`finish_child` set that status last, after its final
+    metrics, tags and ticket. Ray's snapshot can still hold such a trial unfinished (a driver killed
+    just after the trial ended), so the resumed Ray runs it again to its end; its completion is then
+    not recorded a second time (:meth:`recorded_before`).
+    """
 
     def __init__(self, tracking_uri: str, parent_id: str):
         self.client = MlflowClient(tracking_uri)
@@ -163,6 +169,11 @@ class TrialLogger:
         self.experiment_id = self.client.get_run(parent_id).info.experiment_id
         self._children: dict[str, str] = {}
         self._logged_epoch: dict[str, int] = {}
+        self._finished_before: set[str] = set()  # run ids found FINISHED
+
+    def recorded_before(self, trial_id: str) -> bool:
+        """Whether ``trial_id``'s completion was recorded by an earlier driver of the sweep."""
+        return self._children.get(trial_id) in self._finished_before
 
     def child(self, trial_id: str, trial_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
         if trial_id in self._children:
@@ -174,7 +185,10 @@ class TrialLogger:
             run_id, logged = found[0].info.run_id, found[0].data.params
             history = self.client.get_metric_history(run_id, "val_accuracy")
             self._logged_epoch[run_id] = max((m.step for m in history), default=-1)
-            self.client.update_run(run_id, status="RUNNING")
+            if found[0].info.status == "FINISHED":
+                self._finished_before.add(run_id)
+            else:
+                self.client.update_run(run_id, status="RUNNING")
         else:
             run = self.client.create_run(self.experiment_id, run_name=trial_name,
                                          tags={PARENT_TAG: self.parent_id, TRIAL_TAG: trial_id, **tags})
@@ -201,7 +215,10 @@ class TrialLogger:
                      stop: dict[str, Any] | None = None) -> None:
         """End a child run FINISHED (or FAILED with ``error``). A full-budget trial logs its final
         accuracies; one a scheduler stopped (``stop``: its decision) logs none, only its size, and is
-        tagged ``stopped_at_epoch`` and ``stop_reason``."""
+        tagged ``stopped_at_epoch`` and ``stop_reason``. A run whose completion was recorded before is left
+        as it is (see class docstring)."""
+        if run_id in self._finished_before:
+            return
         if stop is not None:
             self.client.set_tag(run_id, "stopped_at_epoch", str(stop["epoch"]))
             self.client.set_tag(run_id, "stop_reason", stop["reason"])
@@ -254,6 +271,10 @@ class MlflowTrialCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.logger.log_epoch(self._run_id(trial), result)
+
+    def recorded_before(self, trial_id: str) -> bool:
+        """Whether an earlier driver of the sweep recorded ``trial_id``'s completion (TrialLogger)."""
+        return self.logger.recorded_before(trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         run_id = self._run_id(trial)

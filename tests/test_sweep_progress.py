@@ -42,3 +42,14 @@ def test_status_lines_are_rate_limited():
     callback.last_status -= 31
     callback.on_step(2, trials)
     assert stream.getvalue().startswith("... 1/2 finished, 0 running, 1 failed, ")
+
+
+def test_a_trial_reported_by_an_earlier_driver_gets_no_second_line():
+    stream = io.StringIO()
+    callback = ProgressCallback(stream, reported_before=lambda trial_id: trial_id == "a")
+    callback.setup(total_num_samples=2)
+    again, new = trial("a", "RUNNING", best_val_accuracy=0.5), trial("b", "RUNNING", best_val_accuracy=0.5)
+    callback.on_trial_complete(0, [again, new], again)  # the resumed Ray ran it to its end again
+    assert stream.getvalue() == ""
+    callback.on_trial_complete(0, [again, new], new)
+    assert stream.getvalue().startswith("[1/2] dense  k=0.5")
