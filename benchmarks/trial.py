@@ -11,7 +11,8 @@ the frozen source k = 0.5, f = 0.4, proportional lock share), on one thread as t
   own trainable (``trainables.tune_trainable.train_trial``), one trial at a time, with actors reused
   between trials as the sweep does (``--no-reuse-actors``: a new worker process per trial, Ray's
   default). The trainable is wrapped so that it times the same phases inside the worker plus
-  ``tune.report`` (which persists each checkpoint into the storage); the driver times ``ray.init`` and
+  ``tune.report`` (which persists the final checkpoint into the storage; earlier epochs' state stays in the
+  trial's own directory, as in a sweep with local storage); the driver times ``ray.init`` and
   ``Tuner.fit``. The Ray overhead of a trial is ``Tuner.fit`` minus the in-worker ``fit``, per trial.
 
     python benchmarks/trial.py                           # both, about a minute and a half on 2 cores
@@ -113,7 +114,7 @@ def run_direct(family: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def timed_trial(config, base, fault=None, pending_root=None, report_dir=None):
+def timed_trial(config, base, fault=None, state_root=None, report_dir=None):
     """The sweep's trainable, timed by phase inside the worker.
 
     Tune ends a trial as soon as it reports ``done``, before the trainable returns, so the timings so far
@@ -142,7 +143,7 @@ def timed_trial(config, base, fault=None, pending_root=None, report_dir=None):
 
     report_and_record.__wrapped__ = report
     tune.report = report_and_record
-    train_trial(config["point"], base, fault, pending_root)
+    train_trial(config["point"], base, fault, state_root)
 
 
 def run_ray(family: str, trials: int, reuse_actors: bool) -> list[dict]:
@@ -161,12 +162,12 @@ def run_ray(family: str, trials: int, reuse_actors: bool) -> list[dict]:
         start_ray(None, ROOT / "trainables", log_to_driver=False)
         initialised = time.time()
         trainable = tune.with_resources(tune.with_parameters(
-            timed_trial, base=base.to_dict(), pending_root=str(Path(directory) / "pending"), report_dir=directory),
+            timed_trial, base=base.to_dict(), state_root=str(Path(directory) / "trial-state"), report_dir=directory),
             {"cpu": 1})
         tuner = tune.Tuner(trainable, param_space={"point": tune.grid_search(points)},
                            tune_config=tune.TuneConfig(max_concurrent_trials=1, reuse_actors=reuse_actors),
                            run_config=tune.RunConfig(name="trial-benchmark", storage_path=str(Path(directory) / "ray"),
-                                                     verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+                                                     verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=None)))
         fit_start = time.time()
         grid = tuner.fit()
         fit_end = time.time()

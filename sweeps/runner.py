@@ -104,9 +104,9 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
     fault = None
     if options.inject_fault_epoch is not None:
         fault = {"epoch": options.inject_fault_epoch, "marker_dir": str(options.local_dir / f"{spec.run_name}.faults")}
-    pending = _pending_root(spec, options)
+    state_root = _trial_state_root(spec, options)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base=base, fault=fault, pending_root=None if pending is None else str(pending)),
+        tune.with_parameters(train_trial, base=base, fault=fault, state_root=None if state_root is None else str(state_root)),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     if restore:
@@ -128,20 +128,31 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
             # the MLflow callback runs first: it tells the progress lines which trials were reported before
             callbacks=[callback, *([ProgressCallback(reported_before=callback.recorded_before)] if options.verbose >= 1 else [])],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # trials with a state directory hand Ray their final checkpoint alone, which must never be deleted;
+            # remote storage gets every epoch's, of which the newest two are kept (trainables.tune_trainable)
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if state_root is not None else 2),
         ),
     )
 
 
-def _pending_root(spec: SweepSpec, options: SweepOptions) -> Path | None:
-    """Where trials keep a checkpoint until Ray has copied it (local storage only; see trainables.tune_trainable)."""
-    return options.local_dir / f"{spec.run_name}.pending" if "://" not in options.storage else None
+def _trial_state_root(spec: SweepSpec, options: SweepOptions) -> Path | None:
+    """Where trials keep their resumable state (local storage only; see trainables.tune_trainable)."""
+    return options.local_dir / f"{spec.run_name}.trial-state" if "://" not in options.storage else None
 
 
-def _clear_pending(spec: SweepSpec, options: SweepOptions) -> None:
-    pending = _pending_root(spec, options)
-    if pending is not None:
-        shutil.rmtree(pending, ignore_errors=True)
+def _remove_trial_state(spec: SweepSpec, options: SweepOptions, trials: set[str] | None = None) -> None:
+    """Remove the state of ``trials`` (None: of every trial, and the folder). Only once Ray's experiment
+    snapshot holds them finished (a resumed Ray restarts a trial it does not know finished, and that
+    trial then continues from its state), or when a new Ray experiment begins (no trial of the last one
+    resumes)."""
+    root = _trial_state_root(spec, options)
+    if root is None or not root.is_dir():
+        return
+    for directory in root.iterdir():
+        if trials is None or directory.name in trials:
+            shutil.rmtree(directory, ignore_errors=True)
+    if trials is None or not any(root.iterdir()):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _experiment_path(options: SweepOptions, spec: SweepSpec) -> str:
@@ -197,14 +208,16 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
              "local_ray": local_ray_record() if started else None}).encode())
         base = spec.base_config()
         scheduler_log = _scheduler_path(spec, options)
-        if not restore:
-            scheduler_log.unlink(missing_ok=True)  # a log without its Ray experiment belongs to no run
+        if not restore:  # a scheduler log or trial state without its Ray experiment belongs to no run
+            scheduler_log.unlink(missing_ok=True)
+            _remove_trial_state(spec, options)
         callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict(), str(_tickets_dir(spec, options)),
                                        str(scheduler_log))
-        _clear_pending(spec, options)  # checkpoints a killed run left in flight: no trial of this sweep runs now
         grid = _tuner(spec, options, plan, callback, restore).fit()
-        _clear_pending(spec, options)
         outcome = _collect(grid, base, stop_records(scheduler_log))
+        # fit() returns after Ray's last snapshot, which holds these trials finished; failed and unfinished ones resume
+        _remove_trial_state(spec, options, None if outcome.complete else
+                            {record["trial_id"] for record in outcome.records + outcome.stopped})
         outcome.skipped, outcome.experiment_id, outcome.parent_run_id = plan.skipped, tracker.experiment_id, parent
         _publish(spec, options, tracker, outcome)
     return outcome

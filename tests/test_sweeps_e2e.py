@@ -254,15 +254,17 @@ def test_killed_sweep_resumes_with_its_scheduler_and_completes_every_trial_exact
     lines_before = {key: len((path / "result.json").read_text().splitlines()) for key, path in trial_dirs().items()
                     if (path / "result.json").exists()}
     (state,) = (tmp_path / "ray").glob("small-*.sweep.json")
-    pending = state.with_name(state.name.replace(".sweep.json", ".pending"))
-    (pending / "00000_00009").mkdir(parents=True, exist_ok=True)  # as a kill during a report leaves it
-    (pending / "00000_00009" / "state.pt").write_bytes(b"\0" * 4096)
+    trial_state = state.with_name(state.name.replace(".sweep.json", ".trial-state"))
+    assert trial_state.is_dir()  # the unfinished trials continue from their own state
+    (trial_state / "00000_00009").mkdir(parents=True, exist_ok=True)  # the state of a trial Ray does not know
+    (trial_state / "00000_00009" / "state.pt").write_bytes(b"\0" * 4096)
 
     resumed = run_sweep(tmp_path, "--config", str(config), "--resume", env=marked_env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Error handling checkpoint" not in resumed.stderr and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
     assert "processes left by the killed driver of this sweep" in resumed.stderr
     assert wait_until_gone(marked_env[MARK], ours) == []  # no stray Ray process of either run
-    assert not pending.exists() and not list((tmp_path / "tmp").glob("frozen-slt-checkpoint-*"))
+    assert not trial_state.exists() and not list((tmp_path / "tmp").glob("frozen-slt-checkpoint-*"))
     client, parents, children = mlflow_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 5 and parents[0].info.status == "FINISHED"
     assert max(Counter(c.data.tags["ray_trial_id"] for c in children).values()) == 1

@@ -1,12 +1,22 @@
 """The Ray Tune function trainable: one trial = one :func:`frozen_slt.train.fit` run.
 
-The reporter forwards every evaluated epoch to ``tune.report`` together with that epoch's checkpoint;
-the store reads ``tune.get_checkpoint()``, so a retried or resumed trial continues from its last epoch.
+The reporter forwards every evaluated epoch to ``tune.report``; the store is the trial's resumable
+state, so a retried or resumed trial continues from its last epoch. Where it keeps that state:
 
-A checkpoint is written to a directory of the trial's own before Ray copies it into the storage, and
-that directory is removed after the report. ``tune.report`` blocks until the driver takes the result,
-so a driver killed meanwhile leaves it behind: it lives under a directory the sweep clears when it
-starts again (``pending_root``), or, without one, in the trial's directory of the Ray session.
+- A sweep with local storage (a path every worker reaches) gives each trial a state directory of its own
+  (``state_root/<trial id>``), replaced atomically every epoch; only the last epoch's state, with the
+  ticket, is handed to Ray as a checkpoint. Ray's checkpoint manager deletes a superseded checkpoint as
+  soon as a newer one arrives, but the experiment snapshot a resumed sweep reads is written only every
+  few seconds (and synced in the background): a driver killed in between left a snapshot naming
+  checkpoints that no longer existed, and the resumed Ray logged "Error handling checkpoint ... Path not
+  found" deleting them again, or gave up on the trial, unable to restore it. Ray now never holds an
+  intermediate checkpoint and never deletes one, so its snapshot cannot name one that is gone.
+- Remote storage (s3://, ...), which the workers may reach only through Ray: every epoch's state goes
+  to Ray as a checkpoint, written to a scratch directory in the trial's directory of the Ray session and
+  removed after the report; the gap above remains there.
+
+A resumed trial first reports its state's epoch again: its state may be ahead of what Ray and MLflow
+saw (a kill between the save and the report); MLflow and the scheduler ignore an epoch seen before.
 """
 
 from __future__ import annotations
@@ -45,17 +55,28 @@ class InjectedFault(RuntimeError):
 
 
 class TuneStore:
-    """Checkpoint store on top of Ray: load from ``tune.get_checkpoint``, save into ``directory`` for the next report.
+    """A trial's resumable state for ``fit`` (see module docstring): ``load`` the newest, ``save`` each epoch.
 
-    The final checkpoint of a ticket trial also holds the ticket file of its best-validation epoch, so
-    the sweep finds it in the trial's last checkpoint in the storage, wherever the trial ran.
+    ``shared``: ``directory`` is the trial's state directory (local storage); else a scratch directory
+    for a checkpoint on its way to Ray. :attr:`pending` is the directory to hand to Ray with the next
+    report, None when that report carries no checkpoint. The final checkpoint of a ticket trial also
+    holds the ticket file of its best-validation epoch, so the sweep finds it in the trial's last
+    checkpoint in the storage, wherever the trial ran.
     """
 
-    def __init__(self, directory: Path, config: ExperimentConfig) -> None:
-        self.directory, self.config = directory, config
+    def __init__(self, directory: Path, config: ExperimentConfig, shared: bool = False) -> None:
+        self.directory, self.config, self.shared = directory, config, shared
         self.pending: Path | None = None
 
     def load(self) -> dict[str, Any] | None:
+        """The trial's own state when it has one, else Ray's checkpoint (remote storage, or a sweep begun
+        before trials kept their own state), else None."""
+        if self.shared and (self.directory / STATE_FILE).is_file():
+            state = read_checkpoint(self.directory / STATE_FILE)
+            if self._final(state):  # killed after its last save: the final report hands the directory to Ray again
+                self._write_ticket(state, missing_only=True)
+                self.pending = self.directory
+            return state
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
@@ -63,17 +84,27 @@ class TuneStore:
             return read_checkpoint(Path(directory) / STATE_FILE)
 
     def save(self, state: dict[str, Any]) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)  # the last epoch's, or one left by a killed attempt
-        self.directory.mkdir(parents=True)
-        self.pending = self.directory
-        write_checkpoint(self.pending / STATE_FILE, state)
-        if not self.config.weight_trained and state["epoch"] >= self.config.train.epochs:
-            write_ticket(self.pending / TICKET_FILE, self.config, state)
+        if not self.shared:
+            shutil.rmtree(self.directory, ignore_errors=True)  # the last epoch's, or one left by a killed attempt
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_checkpoint(self.directory / STATE_FILE, state)  # atomic: a kill leaves the old state or the new one
+        if self._final(state):
+            self._write_ticket(state)
+        self.pending = self.directory if self._final(state) or not self.shared else None
+
+    def _final(self, state: dict[str, Any]) -> bool:
+        return state["epoch"] >= self.config.train.epochs
+
+    def _write_ticket(self, state: dict[str, Any], missing_only: bool = False) -> None:
+        path = self.directory / TICKET_FILE
+        if not self.config.weight_trained and not (missing_only and path.is_file()):
+            write_ticket(path, self.config, state)  # atomic too
 
     def discard(self) -> None:
-        if self.pending is not None:
+        """After a report: the scratch directory goes; a trial's own state stays (the sweep removes it)."""
+        if not self.shared and self.pending is not None:
             shutil.rmtree(self.pending, ignore_errors=True)
-            self.pending = None
+        self.pending = None
 
 
 class TuneReporter(Reporter):
@@ -86,10 +117,13 @@ class TuneReporter(Reporter):
     def on_start(self, info: dict[str, Any]) -> None:
         memory = info["memory"]
         self.size_bits = memory["weight_trained_bits"] if self.config.weight_trained else memory["ticket_bits"]
-        finished = info["resumed_epoch"] is not None and info["resumed_epoch"] >= info["epochs"]
-        if finished and info["history"]:
-            # Resumed after the last checkpoint: report the final epoch again so this session has a result.
-            tune.report(self._payload(info["history"][-1]))
+        if info["resumed_epoch"] is not None and info["history"]:
+            # Resumed: report the state's epoch again (this session needs a result, and the kill may have come
+            # between its save and its report). A final state goes to Ray with it unless Ray restored it.
+            pending = self.store.pending if tune.get_checkpoint() is None else None
+            checkpoint = tune.Checkpoint.from_directory(str(pending)) if pending is not None else None
+            tune.report(self._payload(info["history"][-1]), checkpoint=checkpoint)
+        self.store.discard()
 
     def on_epoch(self, metrics: dict[str, Any]) -> None:
         self._maybe_fail(metrics["epoch"])
@@ -124,21 +158,21 @@ def _use_assigned_cpus() -> None:
         torch.set_num_threads(max(1, int(cpus)))
 
 
-def pending_directory(pending_root: str | None) -> Path:
-    """Where this trial writes a checkpoint until Ray has copied it: ``pending_root/<trial id>`` (a
-    directory the sweep clears when it starts), else inside the trial's directory of the Ray session."""
+def state_directory(state_root: str | None) -> Path:
+    """The trial's state directory ``state_root/<trial id>`` (local storage), else a scratch directory inside
+    the trial's directory of the Ray session (see module docstring)."""
     context = tune.get_context()
-    if pending_root is not None:
-        return Path(pending_root) / context.get_trial_id()
+    if state_root is not None:
+        return Path(state_root) / context.get_trial_id()
     return Path(context.get_trial_dir()) / "pending-checkpoint"
 
 
 def train_trial(point: dict[str, Any], base: dict[str, Any], fault: dict[str, Any] | None = None,
-                pending_root: str | None = None) -> None:
+                state_root: str | None = None) -> None:
     """Ray Tune function trainable. ``point`` is the trial's search point, ``base`` an ExperimentConfig dict."""
     config = point_config(ExperimentConfig.from_dict(base), trial_point(point))
     _use_assigned_cpus()
-    store = TuneStore(pending_directory(pending_root), config)
+    store = TuneStore(state_directory(state_root), config, shared=state_root is not None)
     try:
         fit(config, TuneReporter(store, config, fault), store)
     finally:
