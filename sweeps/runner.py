@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from frozen_slt.checkpoint import write_atomically
-from frozen_slt.config import ExperimentConfig
 from frozen_slt.errors import SweepConfigError, SweepError
 
-from trainables.points import point_config, trial_point
-from trainables.tune_trainable import train_trial, trained_full_budget
+from trainables.tune_trainable import train_trial
 
 from .cluster import check_resources, local_ray_record, reap_local_ray, start_ray, warn_if_storage_is_not_shared
 from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
+from .outcome import SweepOutcome, collect, early_stopping_summary
 from .progress import ProgressCallback
 from .scheduler import MultiObjectiveAsha, stop_records
 from .search import FamilySearch
@@ -41,32 +40,6 @@ class SweepOptions:
     resume: bool = False
     inject_fault_epoch: int | None = None
     verbose: int = 1  # 0: final summary only, 1: a line per trial, 2: Ray's own tables and trial logs too
-
-
-@dataclass
-class SweepOutcome:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    unfinished: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # grid points left out: pruned with f > k
-    stopped: list[dict[str, Any]] = field(default_factory=list)  # trials MO-ASHA stopped early (not in fronts)
-    epochs_trained: int = 0  # over all trials, by the last epoch each reported
-    epochs_saved: int = 0  # the epochs the stopped trials did not train
-    checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> its last Ray checkpoint
-    fronts: dict[str, Any] = field(default_factory=dict)
-    artifacts: list[Path] = field(default_factory=list)
-    experiment_id: str = ""
-    parent_run_id: str = ""
-
-    @property
-    def complete(self) -> bool:
-        return not self.failed and not self.unfinished
-
-    @property
-    def status(self) -> str:
-        """The parent run's final status: KILLED when the sweep was stopped before its end (Ctrl-C: Tune
-        returns with trials unfinished), FAILED when a trial gave up, else FINISHED."""
-        return "KILLED" if self.unfinished else "FAILED" if self.failed else "FINISHED"
 
 
 def _state_path(options: SweepOptions, spec: SweepSpec) -> Path:
@@ -159,20 +132,6 @@ def _experiment_path(options: SweepOptions, spec: SweepSpec) -> str:
     return f"{options.storage.rstrip('/')}/{spec.run_name}"
 
 
-def _record(result, base: ExperimentConfig) -> dict[str, Any]:
-    """A trial's row from its last result (best validation accuracy so far, its test accuracy, size)."""
-    metrics = result.metrics
-    point = trial_point(result.config)
-    config = point_config(base, point)
-    return {
-        "family": config.family, "size_bits": metrics["ticket_bits"], "val_accuracy": metrics["best_val_accuracy"],
-        "test_accuracy": metrics["best_test_accuracy"], "best_epoch": metrics["best_epoch"],
-        "sparsity": None if config.weight_trained else config.ticket.sparsity,
-        "freeze_ratio": config.ticket.freeze_ratio, "lock_share": config.ticket.lock_share,
-        "seed": point.get("seed"), "config_hash": config.config_hash(), "trial_id": metrics.get("trial_id"),
-    }
-
-
 def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     """Run (or resume) the sweep to the end and record its fronts; see module docstring.
 
@@ -214,7 +173,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
         callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict(), str(_tickets_dir(spec, options)),
                                        str(scheduler_log))
         grid = _tuner(spec, options, plan, callback, restore).fit()
-        outcome = _collect(grid, base, stop_records(scheduler_log))
+        outcome = collect(grid, base, stop_records(scheduler_log))
         # fit() returns after Ray's last snapshot, which holds these trials finished; failed and unfinished ones resume
         _remove_trial_state(spec, options, None if outcome.complete else
                             {record["trial_id"] for record in outcome.records + outcome.stopped})
@@ -247,30 +206,6 @@ def _prior_state(spec: SweepSpec, options: SweepOptions) -> tuple[bool, dict[str
         raise SweepError(f"sweep {spec.run_name} records into {state['tracking_uri']}, not {options.tracking_uri}; "
                          f"continue it with --tracking-uri {state['tracking_uri']} (or give it other --storage)")
     return restore, state
-
-
-def _collect(grid, base: ExperimentConfig, stops: dict[str, dict[str, Any]]) -> SweepOutcome:
-    """Sort the trials: full-budget records (the fronts' only input), stopped, failed, unfinished;
-    ``stops`` is the scheduler's ``{trial id: stopping decision}``."""
-    outcome = SweepOutcome()
-    for result in grid:
-        metrics = result.metrics or {}
-        trial = metrics.get("trial_id") or Path(result.path).name
-        outcome.epochs_trained += int(metrics.get("epoch", 0))
-        if result.error is not None:
-            outcome.failed.append((trial, str(result.error).strip().splitlines()[-1][:300]))
-        elif trained_full_budget(metrics):
-            record = _record(result, base)
-            outcome.records.append(record)
-            outcome.checkpoints[record["trial_id"]] = result.checkpoint
-        elif trial in stops:
-            record = _record(result, base)
-            record.update(stopped_at_epoch=int(metrics["epoch"]), stop_reason=stops[trial]["reason"])
-            outcome.stopped.append(record)
-            outcome.epochs_saved += base.train.epochs - record["stopped_at_epoch"]
-        else:
-            outcome.unfinished.append(trial)
-    return outcome
 
 
 def _results_dir(spec: SweepSpec, options: SweepOptions) -> Path:
@@ -316,10 +251,3 @@ def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outc
     (directory / "pareto_fronts.txt").write_text(format_fronts(outcome.fronts) + "\n")
     outcome.artifacts.append(directory / "pareto_fronts.txt")
     tracker.publish(outcome.artifacts, outcome.fronts, outcome.status)
-
-
-def early_stopping_summary(spec: SweepSpec, outcome: SweepOutcome) -> dict[str, Any]:
-    """The scheduler, how many trials it stopped, the epochs trained in all and the epochs the stops saved."""
-    return {"scheduler": spec.scheduler, "trials": len(outcome.records) + len(outcome.stopped),
-            "trials_stopped": len(outcome.stopped), "epochs_trained": outcome.epochs_trained,
-            "epochs_saved": outcome.epochs_saved, "stopped": outcome.stopped}

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from frozen_slt.config import ExperimentConfig
 from sweeps.fronts import compute_fronts, format_fronts, plot_fronts, write_tables
-from sweeps.runner import _collect, early_stopping_summary
+from sweeps.outcome import collect, early_stopping_summary
 from sweeps.spec import SweepSpec
 
 
@@ -63,7 +63,7 @@ def test_only_full_budget_trials_enter_the_fronts_and_the_stops_are_counted(tmp_
         fake_result("d", {**frozen, "sparsity": 0.4}, 4, 0.97, 100, False),  # interrupted: not stopped by anyone
     ]
     stops = {"b": {"reason": "rung at epoch 1: not among"}, "c": {"reason": "rung at epoch 3: not among"}}
-    outcome = _collect(results, base, stops)
+    outcome = collect(results, base, stops)
     assert [r["trial_id"] for r in outcome.records] == ["a"] and outcome.unfinished == ["d"]
     assert [(r["trial_id"], r["stopped_at_epoch"]) for r in outcome.stopped] == [("b", 1), ("c", 3)]
     assert outcome.epochs_trained == 9 + 1 + 3 + 4 and outcome.epochs_saved == 8 + 6

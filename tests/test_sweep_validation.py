@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from sweeps.pareto import main
 from sweeps.space import plan_sweep
 from sweeps.spec import CONFIG_DIR, load_sweep_spec, smoke_spec
-from sweeps.runner import SweepOutcome
+from sweeps.outcome import SweepOutcome
 from sweeps.tracking import PARENT_TAG, TRIAL_TAG, SweepTracker, TrialLogger
 
 GOOD = """

@@ -1,0 +1,85 @@
+"""The outcome of a sweep: its trials sorted from Ray's results into full-budget records (the fronts' only
+input), trials a scheduler stopped, failed and unfinished ones, and what early stopping saved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frozen_slt.config import ExperimentConfig
+from trainables.points import point_config, trial_point
+from trainables.tune_trainable import trained_full_budget
+
+from .spec import SweepSpec
+
+
+@dataclass
+class SweepOutcome:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # grid points left out: pruned with f > k
+    stopped: list[dict[str, Any]] = field(default_factory=list)  # trials MO-ASHA stopped early (not in fronts)
+    epochs_trained: int = 0  # over all trials, by the last epoch each reported
+    epochs_saved: int = 0  # the epochs the stopped trials did not train
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> its last Ray checkpoint
+    fronts: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[Path] = field(default_factory=list)
+    experiment_id: str = ""
+    parent_run_id: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and not self.unfinished
+
+    @property
+    def status(self) -> str:
+        """The parent run's final status: KILLED when the sweep was stopped before its end (Ctrl-C: Tune
+        returns with trials unfinished), FAILED when a trial gave up, else FINISHED."""
+        return "KILLED" if self.unfinished else "FAILED" if self.failed else "FINISHED"
+
+
+def trial_record(result, base: ExperimentConfig) -> dict[str, Any]:
+    """A trial's row from its last result (best validation accuracy so far, its test accuracy, size)."""
+    metrics = result.metrics
+    point = trial_point(result.config)
+    config = point_config(base, point)
+    return {
+        "family": config.family, "size_bits": metrics["ticket_bits"], "val_accuracy": metrics["best_val_accuracy"],
+        "test_accuracy": metrics["best_test_accuracy"], "best_epoch": metrics["best_epoch"],
+        "sparsity": None if config.weight_trained else config.ticket.sparsity,
+        "freeze_ratio": config.ticket.freeze_ratio, "lock_share": config.ticket.lock_share,
+        "seed": point.get("seed"), "config_hash": config.config_hash(), "trial_id": metrics.get("trial_id"),
+    }
+
+
+def collect(grid, base: ExperimentConfig, stops: dict[str, dict[str, Any]]) -> SweepOutcome:
+    """Sort the trials: full-budget records (the fronts' only input), stopped, failed, unfinished;
+    ``stops`` is the scheduler's ``{trial id: stopping decision}``."""
+    outcome = SweepOutcome()
+    for result in grid:
+        metrics = result.metrics or {}
+        trial = metrics.get("trial_id") or Path(result.path).name
+        outcome.epochs_trained += int(metrics.get("epoch", 0))
+        if result.error is not None:
+            outcome.failed.append((trial, str(result.error).strip().splitlines()[-1][:300]))
+        elif trained_full_budget(metrics):
+            record = trial_record(result, base)
+            outcome.records.append(record)
+            outcome.checkpoints[record["trial_id"]] = result.checkpoint
+        elif trial in stops:
+            record = trial_record(result, base)
+            record.update(stopped_at_epoch=int(metrics["epoch"]), stop_reason=stops[trial]["reason"])
+            outcome.stopped.append(record)
+            outcome.epochs_saved += base.train.epochs - record["stopped_at_epoch"]
+        else:
+            outcome.unfinished.append(trial)
+    return outcome
+
+
+def early_stopping_summary(spec: SweepSpec, outcome: SweepOutcome) -> dict[str, Any]:
+    """The scheduler, how many trials it stopped, the epochs trained in all and the epochs the stops saved."""
+    return {"scheduler": spec.scheduler, "trials": len(outcome.records) + len(outcome.stopped),
+            "trials_stopped": len(outcome.stopped), "epochs_trained": outcome.epochs_trained,
+            "epochs_saved": outcome.epochs_saved, "stopped": outcome.stopped}
