@@ -18,12 +18,13 @@ the problem and what is allowed (:class:`SweepError`). What is checked, and what
   answers yes to root on read-only trees such as /proc. Nothing else is created: the databases and the
   folders themselves are made by the sweep once everything is checked.
 - A server (an MLflow tracking server over http or https, a database server such as PostgreSQL or
-  MySQL): its host must accept a TCP connection within ``TIMEOUT_S``. An http(s) server must also answer
-  a read-only search for one experiment within ``TIMEOUT_S`` with 200, asked through MLflow's own client
-  code so that its TLS settings and credentials (MLFLOW_TRACKING_*) apply, but without its retries
-  (which last minutes). Whether the user may also write there is not checked. A database server's driver
-  must be importable; whether the database exists and takes the user's credentials is not checked (the
-  password may live in files the driver reads).
+  MySQL): its host must accept a TCP connection within ``TIMEOUT_S`` (a name lookup that hangs is the
+  system resolver's, not bounded by it). An http(s) server must also answer a read-only search for one
+  experiment within ``TIMEOUT_S`` with 200, asked through MLflow's own client code so that its TLS
+  settings and credentials (MLFLOW_TRACKING_*) apply, but without its retries (which last minutes).
+  Whether the user may also write there is not checked. A database server's driver must be importable;
+  whether the database exists and takes the user's credentials is not checked (the password may live in
+  files the driver reads).
 - Remote ``--storage`` (s3://, gs://, hdfs://, abfs://, ...): only the scheme is checked, against the
   filesystems pyarrow (which Ray uses) opens. The bucket, the credentials and the network are not:
   reaching them needs the cloud's SDK, can take long and may cost money; Ray reports them on first use.
