@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import torch
 
-from .errors import CorruptCheckpointError
+from .errors import CorruptCheckpointError, with_article
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def decode_checkpoint(blob: bytes, source: str) -> dict[str, Any]:
         raise CorruptCheckpointError(f"{source} holds content a checkpoint may not hold and was not loaded "
                                      f"({_refusal_reason(error)})") from None
     if not isinstance(state, dict):
-        raise CorruptCheckpointError(f"{source} holds a {type(state).__name__}, not a checkpoint's state")
+        raise CorruptCheckpointError(f"{source} holds {with_article(type(state).__name__)}, not a checkpoint's state")
     return state
 
 

@@ -31,8 +31,8 @@ HASH_SCHEMA = 1
 class ExperimentConfig:
     """One run: architecture, dataset, ticket (or weight-trained baseline), data handling and recipe."""
 
-    model: str = field(default="conv6", metadata=field_meta("architecture name (see `frozen-slt plan --help`)"))
-    dataset: str = field(default="digits", metadata=field_meta("dataset name"))
+    model: str = field(default="conv6", metadata=field_meta("architecture name, one of the Models listed above"))
+    dataset: str = field(default="digits", metadata=field_meta("dataset name, one of the Datasets listed above"))
     weight_trained: bool = field(default=False, metadata=field_meta("train the weights of the dense network instead of a mask (baseline)"))
     ticket: TicketSpec = field(default_factory=TicketSpec)
     data: DataSpec = field(default_factory=DataSpec)

@@ -6,6 +6,11 @@ allowed, and the command-line entry points print it as one line and exit with st
 """
 
 
+def with_article(word: str) -> str:
+    """``"an image"``, ``"a graph"``, ``"an int"``: a noun that a message builds from a value, with its article."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 class FrozenSLTError(ValueError):
     """Bad input: the message names the problem and what is allowed."""
 

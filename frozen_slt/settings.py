@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ConfigError
+from .errors import ConfigError, with_article
 
 #: The sections of an experiment's settings (the order of ExperimentConfig's nested specs).
 SECTION_NAMES = ("ticket", "data", "train")
@@ -59,7 +59,7 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a table of settings, got a {type(data).__name__}")
+        raise ConfigError(f"config file {str(path)!r} must hold a table of settings, got {with_article(type(data).__name__)}")
     return data
 
 

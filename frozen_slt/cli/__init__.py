@@ -16,7 +16,7 @@ from ..data import DATASETS
 from ..errors import FrozenSLTError
 from ..models import MODELS
 from ..recipes import MODEL_RECIPES
-from .args import add_config_flags
+from .args import HelpFormatter, add_config_flags
 from .plan import PLAN_FLAGS, command_plan
 from .runs import command_train
 from .tickets import add_export_parser, command_eval
@@ -24,13 +24,15 @@ from .tickets import add_export_parser, command_eval
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="frozen-slt", description="Strong lottery tickets in partially frozen random networks."
+        prog="frozen-slt", description="Strong lottery tickets in partially frozen random networks.",
+        formatter_class=HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plan = commands.add_parser(
         "plan",
         help="per-layer freeze counts and ticket size of a model, without data",
         description=f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
+        formatter_class=HelpFormatter,
     )
     add_config_flags(plan, PLAN_FLAGS)
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "recipe, then the recipe of the model on that dataset, then --config, then flags, then --set. "
         f"Recipes: {recipe_summary()}. "
         f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
+        formatter_class=HelpFormatter,
     )
     train.add_argument("--config", metavar="FILE", help="TOML, YAML or JSON file of settings")
     add_config_flags(train)
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint, next to the recorded values; exit status 1 when that ticket is not the one result.json "
         "reports (the newest checkpoint is damaged); the run directory is never changed. For a ticket file: "
         "rebuilds the network from its seeds and stored mask and evaluates it.",
+        formatter_class=HelpFormatter,
     )
     evaluate.add_argument("run", metavar="RUN_DIR|TICKET.slt", help="a run directory written by `frozen-slt train`, "
                           "or a ticket file written by `frozen-slt export`")

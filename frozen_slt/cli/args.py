@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any, Iterable
 
 from ..config import ALTERNATE_KEYS, ExperimentConfig, default_value, leaf_fields
 from ..settings import load_config_file, merge_settings, parse_set_overrides
 
 _ALTERNATE_HELP = {
-    "freeze_ratio": "f: fraction frozen (pruned + locked); resolved with --lock-share into prune/lock ratios",
+    "freeze_ratio": "f: fraction frozen (pruned + locked); resolved with --lock-share into prune/lock ratios "
+                    "(default: 0, a dense source)",
     "lock_share": "s = r/f, a number or 'proportional' (s = 1 - sparsity, the default; always feasible)",
 }
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that lines never break inside a hyphenated name (``ogbn-arxiv``,
+    ``docs/ticket-format.md``), which the default wrapping splits across two lines."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:

@@ -18,6 +18,7 @@ from ..ticket import (
     save_dense_module,
     write_ticket,
 )
+from .args import HelpFormatter
 from .console import format_bits
 from .runs import command_eval as command_eval_run
 
@@ -30,6 +31,7 @@ def add_export_parser(commands) -> None:
         help="write a run's ticket as a compact file (seeds + 1 bit per free weight), or as a plain PyTorch module",
         description="SOURCE is a run directory (its best-validation epoch by default) or, with --dense-module only, "
         "a ticket file. The format is described in docs/ticket-format.md.",
+        formatter_class=HelpFormatter,
     )
     export.add_argument("source", metavar="SOURCE",
                         help="a run directory written by `frozen-slt train`, or a .slt ticket file")
