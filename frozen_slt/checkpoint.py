@@ -1,8 +1,8 @@
 """Checkpoints written atomically and verified on load, and the store interface ``fit`` uses.
 
 File layout: a magic line, the SHA-256 of the payload, then the payload (``torch.save`` of a dict of
-tensors and plain values). A write goes to a temporary file in the same directory, is flushed to disk,
-and is renamed over the final name, so a reader sees either the old file or the complete new one.
+tensors and plain values). Files are written by :func:`frozen_slt.files.write_atomically` (importable
+from here too): a reader sees either the old file or the complete new one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 import torch
 
-from .errors import CorruptCheckpointError, with_article
+from .errors import CorruptCheckpointError, WriteFailedError, with_article
+from .files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +63,6 @@ def _refusal_reason(error: Exception) -> str:
     """The one useful sentence of torch's long weights-only refusal (e.g. ``Unsupported global: GLOBAL os.system ...``)."""
     found = re.search(r"WeightsUnpickler error: ([^\n]*?)(?:\. |\n|$)", str(error))
     return found.group(1) if found else (str(error).splitlines() or ["empty payload"])[0]
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that no reader ever sees a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def write_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -141,5 +126,9 @@ def move_aside(path: Path) -> Path:
     while target.exists():
         index += 1
         target = path.with_name(f"{path.name}.corrupt.{index}")
-    os.replace(path, target)
+    try:
+        os.replace(path, target)
+    except OSError as error:
+        raise WriteFailedError(f"cannot move damaged checkpoint {path} aside to {target.name}: "
+                               f"{error.strerror or error}") from None
     return target

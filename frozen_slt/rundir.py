@@ -18,7 +18,7 @@ from typing import Any
 
 from .checkpoint import DirectoryStore, write_atomically
 from .config import ExperimentConfig
-from .errors import RunDirectoryError
+from .errors import RunDirectoryError, WriteFailedError
 from .train import Reporter, RunResult
 
 
@@ -77,8 +77,8 @@ class RunDirectory:
         record = {"config_hash": config.config_hash(), "config": config.to_dict()}
         try:
             write_atomically(self.config_path, (json.dumps(record, indent=2) + "\n").encode())
-        except OSError as error:
-            raise RunDirectoryError(f"cannot write {self.config_path}: {error.strerror or error}") from None
+        except WriteFailedError as error:  # the run has not started: nothing of it is lost
+            raise RunDirectoryError(str(error)) from None
 
     def load_result(self) -> RunResult | None:
         """The stored result, None before the run finished; RunDirectoryError (file untouched) when damaged."""

@@ -1,7 +1,9 @@
 """The ``frozen-slt`` command: plan, train, export, eval.
 
 Every user error is a :class:`~frozen_slt.errors.FrozenSLTError`; ``main`` prints it as one line on
-stderr and exits with status 2.
+stderr and exits with status 2. A run that failed (:class:`~frozen_slt.errors.TrainingDivergedError`) or
+a file that could not be written (:class:`~frozen_slt.errors.WriteFailedError`: disk full, ...) is
+printed as one line too, with exit status 1.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import warnings
 from typing import Sequence
 
 from ..data import DATASETS
-from ..errors import FrozenSLTError
+from ..errors import FrozenSLTError, TrainingDivergedError, WriteFailedError
 from ..models import MODELS
 from ..recipes import MODEL_RECIPES
 from .args import HelpFormatter, add_config_flags
@@ -94,4 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FrozenSLTError as error:
         print(f"frozen-slt: error: {error}", file=sys.stderr)
         return 2
+    except (TrainingDivergedError, WriteFailedError) as error:
+        print(f"frozen-slt: error: {error}", file=sys.stderr)
+        return 1
 

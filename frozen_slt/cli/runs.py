@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from ..config import ALTERNATE_KEYS, ExperimentConfig, leaf_fields
-from ..errors import TrainingDivergedError
 from ..evaluation import evaluate_run
 from ..rundir import RunDirectory
 from ..train import fit
@@ -33,9 +32,6 @@ def command_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; the same command resumes from the last checkpoint in {run.path}", file=sys.stderr)
         return 130
-    except TrainingDivergedError as error:
-        print(f"frozen-slt: error: {error}", file=sys.stderr)
-        return 1
     run.save_result(result)
     print(format_summary(result))
     print(f"run directory: {run.path}")
