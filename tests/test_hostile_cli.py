@@ -1,0 +1,119 @@
+"""Hostile but honest input to the `frozen-slt` command (issue 22), each case run as a user runs it: in a new
+process. Every case checks the exit status, that stderr is one line without a traceback, and that nothing
+outside the run's own folder changed (no file written, replaced or left behind, temporary files included).
+
+One finished 1-epoch run (``finished``) is shared by the module; a case that damages or extends a run works
+on its own copy (``run``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from hostile import assert_one_line_error, frozen_slt, listing, run_command
+
+TRAIN = ("train", "--model", "conv2", "--dataset", "digits", "--epochs", "1", "--device", "cpu")
+
+#: ``python -c LIMITED <frozen-slt args>``: the command with the size of any file it writes capped at
+#: argv-given bytes (RLIMIT_FSIZE; Python ignores SIGXFSZ, so a write past the cap fails with EFBIG), the
+#: portable stand-in for a full disk.
+LIMITED = ("import resource, sys\n"
+           "limit = int(sys.argv[1])\n"
+           "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+           "from frozen_slt.cli import main\n"
+           "sys.exit(main(sys.argv[2:]))\n")
+
+
+def frozen_slt_limited(limit: int, *args: str, cwd: Path):
+    return run_command(["-c", LIMITED, str(limit), *args], cwd)
+
+
+def temporaries(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*.tmp")]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished")
+    done = frozen_slt(*TRAIN, "--run-dir", str(root / "run"), cwd=root)
+    assert done.returncode == 0, done.stderr
+    return root / "run"
+
+
+@pytest.fixture
+def run(finished, tmp_path) -> Path:
+    """A private copy of the finished run, under this test's tmp_path."""
+    return Path(shutil.copytree(finished, tmp_path / "run"))
+
+
+def make_device(path: Path) -> None:
+    """A character device like /dev/full (as root), else a FIFO: either is a target that is not a regular file."""
+    try:
+        os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 7))
+    except PermissionError:
+        os.mkfifo(path)
+
+
+# -- export: where outputs may be written ------------------------------------------------------------------
+
+@pytest.mark.parametrize("case, needle", [
+    ("device", "not a regular file"),
+    ("fifo", "a named pipe (FIFO), not a regular file"),
+    ("missing folder", "does not exist; outputs are written only into existing folders"),
+    ("directory", "is a directory"),
+    ("proc", "-o /proc/foo.slt: cannot create a file in /proc"),
+    ("dense in sys", "--dense-module /sys/x.pt2: cannot create a file in /sys"),
+    ("inside the run", "inside SOURCE"),
+])
+def test_export_refuses_outputs_it_may_not_write_and_writes_neither(run, tmp_path, case, needle):
+    ticket = tmp_path / "ticket.slt"
+    outputs = {
+        "device": ["-o", str(tmp_path / "dev")], "fifo": ["-o", str(tmp_path / "fifo")],
+        "missing folder": ["-o", str(tmp_path / "nonexistent_dir" / "x.slt")], "directory": ["-o", str(tmp_path / "dir")],
+        "proc": ["-o", "/proc/foo.slt"], "dense in sys": ["-o", str(ticket), "--dense-module", "/sys/x.pt2"],
+        "inside the run": ["-o", str(ticket), "--dense-module", str(run / "plain.pt")],
+    }[case]
+    make_device(tmp_path / "dev")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    before, run_before = listing(tmp_path, exclude=(run,)), listing(run)
+    assert_one_line_error(frozen_slt("export", str(run), *outputs, cwd=tmp_path), 2, needle)
+    assert listing(tmp_path, exclude=(run,)) == before and listing(run) == run_before
+
+
+def test_export_overwrites_an_existing_regular_file_and_leaves_no_temporary_file(run, tmp_path):
+    (tmp_path / "ticket.slt").write_bytes(b"an older ticket")
+    done = frozen_slt("export", str(run), "-o", "ticket.slt", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "ticket.slt").read_bytes().startswith(b"\x89SLT") and not temporaries(tmp_path)
+
+
+def test_export_on_a_full_disk_fails_with_one_line_and_leaves_nothing(run, tmp_path):
+    before = listing(tmp_path, exclude=(run,))
+    done = frozen_slt_limited(10_000, "export", str(run), "-o", "ticket.slt", cwd=tmp_path)
+    assert_one_line_error(done, 1, "cannot write ticket.slt: File too large")
+    assert listing(tmp_path, exclude=(run,)) == before
+
+
+# -- export and eval read a run without changing it ---------------------------------------------------------
+
+def test_export_refuses_a_run_whose_newest_checkpoint_is_damaged_and_changes_nothing(run, tmp_path):
+    newest = run / "checkpoints" / "epoch_0001.pt"
+    newest.write_bytes(newest.read_bytes()[:-100])
+    before, run_before = listing(tmp_path, exclude=(run,)), listing(run)
+    err = assert_one_line_error(frozen_slt("export", str(run), "-o", "t.slt", cwd=tmp_path), 2, "epoch_0001.pt is corrupted")
+    assert "move it aside" in err and "epoch_0000.pt" in err
+    assert listing(tmp_path, exclude=(run,)) == before and listing(run) == run_before
+
+
+def test_export_of_a_run_with_every_checkpoint_damaged_says_so_in_one_line(run, tmp_path):
+    for path in (run / "checkpoints").iterdir():
+        path.write_bytes(b"damaged")
+    run_before = listing(run)
+    err = assert_one_line_error(frozen_slt("export", str(run), "-o", "t.slt", cwd=tmp_path), 2, "no intact checkpoint")
+    assert "restarts" not in err and listing(run) == run_before and not (tmp_path / "t.slt").exists()
