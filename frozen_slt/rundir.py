@@ -16,22 +16,40 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import DirectoryStore, write_atomically
+from .checkpoint import DirectoryStore, check_fit_state, write_atomically
 from .config import ExperimentConfig
 from .errors import RunDirectoryError, WriteFailedError
 from .train import Reporter, RunResult
 
 
 class RunDirectory:
-    """One run's files; also the checkpoint store and a metrics-writing reporter for ``fit``."""
+    """One run's files; also the checkpoint store and a metrics-writing reporter for ``fit``.
 
-    def __init__(self, path: str | Path):
+    ``config`` is the run's config when the caller knows it (``train``); otherwise (``eval``, ``export``)
+    the one in ``config.json``. The store checks every checkpoint against it (:func:`check_fit_state`)
+    and treats one that fails like a damaged file.
+    """
+
+    def __init__(self, path: str | Path, config: ExperimentConfig | None = None):
         self.path = Path(path)
-        self.store = DirectoryStore(self.path / "checkpoints")
+        self.config = config
+        self._store: DirectoryStore | None = None
 
     @classmethod
     def for_config(cls, root: str | Path, config: ExperimentConfig) -> "RunDirectory":
-        return cls(Path(root) / config.config_hash())
+        return cls(Path(root) / config.config_hash(), config)
+
+    @property
+    def store(self) -> DirectoryStore:
+        if self._store is None:
+            config = self.config or self.read_config()
+            config_hash, epochs = config.config_hash(), config.train.epochs
+
+            def check(state, source: str) -> None:
+                check_fit_state(state, config_hash, epochs, source)
+
+            self._store = DirectoryStore(self.path / "checkpoints", check=check)
+        return self._store
 
     @property
     def config_path(self) -> Path:

@@ -19,12 +19,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import CheckpointStore
+from .checkpoint import CHECKPOINT_FORMAT, CheckpointStore, check_fit_state
 from .config import ExperimentConfig
 from .data import load_dataset
 from .data.base import EVAL_SPLITS
 from .data.loop import LoopData, loop_view, select_rows
-from .errors import FrozenSLTError, TrainingDivergedError
+from .errors import CorruptCheckpointError, FrozenSLTError, TrainingDivergedError
 from .layers import masked_layers
 from .memory import MemoryReport
 from .network import Network, build_network
@@ -32,8 +32,6 @@ from .score_sgd import ScoreSGD
 from .threshold import update_thresholds
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 1
-
 
 
 class Reporter:
@@ -212,18 +210,21 @@ def _checkpoint_state(config, network, optimizer, scheduler, progress: _Progress
 
 
 def _restore(state: dict[str, Any], config, network, optimizer, scheduler) -> _Progress:
-    if state.get("config_hash") != config.config_hash():
-        raise FrozenSLTError(
-            f"checkpoint belongs to config {state.get('config_hash')}, not to this run's config {config.config_hash()}"
-        )
-    if state.get("weights_fingerprint") != network.fingerprint:
+    """Continue from ``state``, checked again here for stores that do not check what they load."""
+    source = f"the checkpoint of epoch {state.get('epoch')!r}"
+    check_fit_state(state, config.config_hash(), config.train.epochs, source)
+    if state["weights_fingerprint"] != network.fingerprint:
         raise FrozenSLTError("the regenerated random weights differ from the checkpoint's; cannot resume exactly")
     network.load_saved_state(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and network.device.type == "cuda":
-        torch.cuda.set_rng_state(state["rng"]["cuda"], network.device)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and network.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], network.device)
+    except (ValueError, RuntimeError, KeyError, TypeError, IndexError) as error:
+        raise CorruptCheckpointError(f"{source} does not fit this run's optimizer ({' '.join(str(error).split())[:200]}); "
+                                     "move it aside (rename it to *.corrupt) to resume from the one before") from None
     return _Progress(epoch=state["epoch"], history=list(state["history"]), best=state["best"])
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from hostile import assert_one_line_error, frozen_slt, listing, run_command
+from frozen_slt.checkpoint import encode_checkpoint, read_checkpoint, write_checkpoint
+from hostile import SystemCreatesFile, assert_one_line_error, frozen_slt, listing, run_command
 
 TRAIN = ("train", "--model", "conv2", "--dataset", "digits", "--epochs", "1", "--device", "cpu")
 
@@ -117,3 +118,56 @@ def test_export_of_a_run_with_every_checkpoint_damaged_says_so_in_one_line(run, 
     run_before = listing(run)
     err = assert_one_line_error(frozen_slt("export", str(run), "-o", "t.slt", cwd=tmp_path), 2, "no intact checkpoint")
     assert "restarts" not in err and listing(run) == run_before and not (tmp_path / "t.slt").exists()
+
+
+# -- checkpoints with a valid checksum but content fit never wrote -------------------------------------------
+
+def craft(run: Path, name: str, change) -> None:
+    """Rewrite checkpoint ``name`` of ``run`` as ``change(state)``, with a valid checksum."""
+    path = run / "checkpoints" / name
+    write_checkpoint(path, change(read_checkpoint(path)))
+
+
+def test_eval_skips_a_crafted_newest_checkpoint_like_a_damaged_one_and_says_so_in_one_line(run, tmp_path):
+    craft(run, "epoch_0001.pt", lambda state: {})
+    before = listing(tmp_path)
+    err = assert_one_line_error(frozen_slt("eval", str(run), cwd=tmp_path), 1, "epoch_0001.pt is not a checkpoint of this run")
+    assert "evaluated the newest intact checkpoint (epoch_0000.pt)" in err and "differs from the result in result.json" in err
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["eval", "export"])
+def test_every_checkpoint_crafted_is_refused_read_only_in_one_line(run, tmp_path, command):
+    for name in ("epoch_0000.pt", "epoch_0001.pt"):
+        craft(run, name, lambda state: {**state, "epoch": 99})
+    args = ["-o", str(tmp_path / "t.slt")] if command == "export" else []
+    before = listing(tmp_path)
+    err = assert_one_line_error(frozen_slt(command, str(run), *args, cwd=tmp_path), 2, "no intact checkpoint")
+    assert "epoch 99 is not an integer in [0, 1]" in err and listing(tmp_path) == before
+
+
+def test_export_refuses_a_crafted_newest_checkpoint(run, tmp_path):
+    craft(run, "epoch_0001.pt", lambda state: {**state, "epoch": "abc"})
+    before = listing(tmp_path)
+    assert_one_line_error(frozen_slt("export", str(run), "-o", str(tmp_path / "t.slt"), cwd=tmp_path), 2,
+                          "epoch 'abc' is not an integer")
+    assert listing(tmp_path) == before
+
+
+def test_train_moves_a_crafted_checkpoint_aside_and_resumes_from_the_one_before(run, tmp_path):
+    (run / "result.json").unlink()
+    craft(run, "epoch_0001.pt", lambda state: {})
+    done = frozen_slt(*TRAIN, "--run-dir", str(run), cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "epoch_0001.pt is not a checkpoint of this run" in done.stderr and "resuming after epoch 0" in done.stderr
+    assert (run / "checkpoints" / "epoch_0001.pt.corrupt").exists()
+    assert [line.count('"epoch": ') for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 1]
+    assert (run / "metrics.jsonl").read_text().startswith('{"epoch": 0')
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_torchs_unsafe_advice(run, tmp_path):
+    marker = tmp_path / "marker"
+    for path in (run / "checkpoints").glob("*.pt"):
+        path.write_bytes(encode_checkpoint({"epoch": 1, "payload": SystemCreatesFile(marker)}))
+    err = assert_one_line_error(frozen_slt("eval", str(run), cwd=tmp_path), 2, "a pickled reference to posix.system")
+    assert "weights_only" not in err and not marker.exists()
