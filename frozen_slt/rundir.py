@@ -19,7 +19,14 @@ from typing import Any
 from .checkpoint import DirectoryStore, check_fit_state, write_atomically
 from .config import ExperimentConfig
 from .errors import RunDirectoryError, WriteFailedError
+from .nesting import load_json
 from .train import Reporter, RunResult
+
+
+#: config.json holds {"config": {section: {field: value}}}; result.json {"history": [{metric: value}], ...}.
+RUN_FILE_DEPTH = 3
+_CONFIG_NEEDS = "the config's sections of settings"
+_RESULT_NEEDS = "a result with per-epoch records"
 
 
 class RunDirectory:
@@ -64,7 +71,8 @@ class RunDirectory:
         if not self.config_path.is_file():
             raise RunDirectoryError(f"{self.path} is not a run directory (no config.json)")
         try:
-            return ExperimentConfig.from_dict(json.loads(self.config_path.read_text())["config"])
+            record = load_json(self.config_path.read_text(), RUN_FILE_DEPTH, str(self.config_path), _CONFIG_NEEDS)
+            return ExperimentConfig.from_dict(record["config"])
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise RunDirectoryError(
                 f"{self.config_path} is damaged ({_first_line(error)}); it must hold the JSON that `frozen-slt train` "
@@ -103,7 +111,8 @@ class RunDirectory:
         if not self.result_path.is_file():
             return None
         try:
-            return RunResult.from_dict(json.loads(self.result_path.read_text()))
+            return RunResult.from_dict(load_json(self.result_path.read_text(), RUN_FILE_DEPTH, str(self.result_path),
+                                                 _RESULT_NEEDS))
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise RunDirectoryError(
                 f"{self.result_path} is damaged ({_first_line(error)}) and was left as it is; move it aside "

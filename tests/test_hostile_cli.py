@@ -8,7 +8,9 @@ on its own copy (``run``).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 import shutil
 import stat
 from pathlib import Path
@@ -171,3 +173,44 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_torchs_unsafe_advic
         path.write_bytes(encode_checkpoint({"epoch": 1, "payload": SystemCreatesFile(marker)}))
     err = assert_one_line_error(frozen_slt("eval", str(run), cwd=tmp_path), 2, "a pickled reference to posix.system")
     assert "weights_only" not in err and not marker.exists()
+
+
+# -- deep nesting and keys given twice -----------------------------------------------------------------------
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def ticket_with_header(header: bytes) -> bytes:
+    """A ticket file (docs/ticket-format.md) with this header, empty sections and a valid checksum."""
+    body = b"\x89SLT\r\n\x1a\n" + struct.pack("<HI", 1, len(header)) + header + struct.pack("<QQ", 0, 0)
+    return body + hashlib.sha256(body).digest()
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("deep.json", DEEP, "nests arrays or tables more than 2 deep"),
+    ("deep.yaml", DEEP, "nests arrays or tables more than 2 deep"),
+    ("deep.toml", "lr = " + DEEP, "nests arrays or tables more than 2 deep"),
+    ("twice.yaml", "train:\n  lr: 0.1\n  lr: 0.2\n", "gives the key 'lr' twice"),
+    ("twice.json", '{"lr": 0.1, "epochs": 1, "lr": 0.2}', "gives the key 'lr' twice"),
+])
+def test_config_files_nested_too_deep_or_with_a_key_twice_are_refused(tmp_path, name, text, needle):
+    (tmp_path / name).write_text(text)
+    before = listing(tmp_path)
+    assert_one_line_error(frozen_slt(*TRAIN, "--config", name, "--out", "runs", cwd=tmp_path), 2, needle)
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("case", ["config.json", "result.json", "ticket header"])
+def test_run_files_and_ticket_headers_nested_too_deep_are_refused(run, tmp_path, case):
+    if case == "ticket header":
+        (tmp_path / "deep.slt").write_bytes(ticket_with_header(DEEP.encode()))
+        args, needle = ["eval", "deep.slt"], "the header nests arrays or tables more than 3 deep"
+    elif case == "config.json":
+        (run / "config.json").write_text(DEEP)
+        args, needle = ["eval", str(run)], "config.json is damaged"
+    else:
+        (run / "result.json").write_text(DEEP)
+        args, needle = [*TRAIN, "--run-dir", str(run)], "result.json is damaged"
+    before = listing(tmp_path)
+    err = assert_one_line_error(frozen_slt(*args, cwd=tmp_path), 2, needle)
+    assert "more than 3 deep" in err and listing(tmp_path) == before
