@@ -214,3 +214,35 @@ def test_run_files_and_ticket_headers_nested_too_deep_are_refused(run, tmp_path,
     before = listing(tmp_path)
     err = assert_one_line_error(frozen_slt(*args, cwd=tmp_path), 2, needle)
     assert "more than 3 deep" in err and listing(tmp_path) == before
+
+
+# -- settings that would be ignored, and settings that leave nothing to search --------------------------------
+
+@pytest.mark.parametrize("command, args", [
+    ("train", ["--lock-share", "0.5"]),
+    ("plan", ["--freeze-ratio", "0", "--lock-share", "0.5"]),
+    ("train", ["--config", "share.toml"]),
+])
+def test_a_lock_share_without_a_freeze_ratio_is_refused(tmp_path, command, args):
+    (tmp_path / "share.toml").write_text("[ticket]\nlock_share = 0.3\n")
+    before = listing(tmp_path)
+    extra = [*TRAIN[1:], "--out", "runs"] if command == "train" else ["--model", "conv2"]
+    assert_one_line_error(frozen_slt(command, *extra, *args, cwd=tmp_path), 2, "needs freeze_ratio > 0")
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--freeze-ratio", "1"], "freeze_ratio 1 freezes every weight: of 367,680, 183,838 are pruned and 183,839 locked, "
+                              "3 left free by rounding, so the ticket is its seeds and 3 mask bits"),
+    (["--sparsity", "0"], "sparsity 0 asks for no zeros: the ticket keeps every weight"),
+    (["--sparsity", "1"], "the ticket keeps no weight at all"),
+])
+def test_plan_warns_once_what_a_degenerate_ticket_is(tmp_path, args, needle):
+    done = frozen_slt("plan", "--model", "conv2", "--dataset", "digits", *args, cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+
+
+def test_train_warns_once_too(tmp_path):
+    done = frozen_slt(*TRAIN, "--sparsity", "1", "--out", "runs", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("the ticket keeps no weight at all") == 1
