@@ -246,3 +246,15 @@ def test_train_warns_once_too(tmp_path):
     done = frozen_slt(*TRAIN, "--sparsity", "1", "--out", "runs", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("the ticket keeps no weight at all") == 1
+
+
+# -- a run that goes wrong ------------------------------------------------------------------------------------
+
+def test_scores_that_become_nan_stop_the_run_with_one_line_and_status_1(tmp_path):
+    done = frozen_slt(*TRAIN, "--epochs", "2", "--lr", "1e30", "--out", "runs", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("frozen-slt: error: training diverged in epoch 1: ") and "scores are NaN or infinite" in last
+    assert "learning rate (1e+30) is likely too high" in last
+    (run,) = (tmp_path / "runs").iterdir()
+    assert not (run / "result.json").exists() and sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0000.pt"]
