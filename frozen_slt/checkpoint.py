@@ -182,6 +182,10 @@ class DirectoryStore:
         found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name))]
         return sorted(found, reverse=True)
 
+    def is_empty(self) -> bool:
+        """Whether no checkpoint (intact or damaged) has been written under an epoch's name."""
+        return not self._epochs()
+
     def newest_intact(self) -> tuple[dict[str, Any] | None, list[tuple[Path, CorruptCheckpointError]]]:
         """Read-only: the newest intact checkpoint (None if there is none) and the damaged checkpoints newer
         than it, newest first, each with its error."""

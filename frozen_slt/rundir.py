@@ -5,22 +5,33 @@
                   resumed run never duplicates lines)
 ``checkpoints/``  the newest two epoch checkpoints (damaged ones are kept aside as ``*.corrupt``)
 ``result.json``   the final :class:`~frozen_slt.train.RunResult` (present only once the run finished)
+``lock``          held (``flock``) by the process that trains in the directory, naming it (:mod:`frozen_slt.runlock`)
 
 Nothing is written before ``fit`` has loaded the data and built the network, so a run that cannot start
-(no CUDA, missing data) leaves no directory behind. Damaged files are reported, never deleted.
+(no CUDA, missing data) leaves no directory behind; and a run that fails before its first checkpoint
+(unreadable images, a full disk) removes the directory it created (:meth:`RunDirectory.training`). A
+directory that held anything before is never removed. Damaged files are reported, never deleted; the
+temporary files a killed run left are removed by the next run that takes the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .checkpoint import DirectoryStore, check_fit_state, write_atomically
 from .config import ExperimentConfig
 from .errors import RunDirectoryError, WriteFailedError
+from .files import remove_stale_temporaries
 from .nesting import load_json
+from .runlock import RunLock
 from .train import Reporter, RunResult
+
+log = logging.getLogger(__name__)
 
 
 #: config.json holds {"config": {section: {field: value}}}; result.json {"history": [{metric: value}], ...}.
@@ -41,6 +52,8 @@ class RunDirectory:
         self.path = Path(path)
         self.config = config
         self._store: DirectoryStore | None = None
+        self._lock = RunLock(self.path)
+        self._created: Path | None = None  # the topmost folder that lock() created, if any
 
     @classmethod
     def for_config(cls, root: str | Path, config: ExperimentConfig) -> "RunDirectory":
@@ -55,8 +68,43 @@ class RunDirectory:
             def check(state, source: str) -> None:
                 check_fit_state(state, config_hash, epochs, source)
 
-            self._store = DirectoryStore(self.path / "checkpoints", check=check)
+            self._store = _LockingStore(self, check)
         return self._store
+
+    def lock(self) -> None:
+        """Take the run directory for this process (creating it); RunDirectoryError naming the holder when
+        another live process trains in it. Then remove the temporary files killed writers left in it."""
+        if self._lock.held:
+            return
+        missing = [path for path in (self.path, *self.path.parents) if not path.exists()]
+        self._lock.acquire()
+        self._created = missing[-1] if missing else None
+        for directory in (self.path, self.path / "checkpoints"):
+            for stale in remove_stale_temporaries(directory):
+                log.info("removed %s, left by a killed run", stale)
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator["RunDirectory"]:
+        """The span of one ``train`` command: releases the lock at the end, and when it ends in an error
+        before the first checkpoint, removes the directory (and the empty folders above it) that this
+        process created."""
+        try:
+            yield self
+        except BaseException:
+            self._remove_if_unstarted()
+            raise
+        finally:
+            self._lock.release()
+
+    def _remove_if_unstarted(self) -> None:
+        if not self._lock.held or self._created is None or not DirectoryStore(self.path / "checkpoints").is_empty():
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        for folder in self.path.parents:
+            if not folder.is_relative_to(self._created):
+                break
+            with contextlib.suppress(OSError):  # not empty (another run's folder): it stays
+                folder.rmdir()
 
     @property
     def config_path(self) -> Path:
@@ -131,6 +179,23 @@ class RunDirectory:
         """A reporter for ``fit`` of ``config``: claims the directory (writes ``config.json``) when training
         starts, keeps ``metrics.jsonl`` in step with the checkpoints, and forwards every call to ``inner``."""
         return _MetricsFileReporter(self, config, inner or Reporter())
+
+
+class _LockingStore(DirectoryStore):
+    """The run's checkpoints; reading them to resume (or writing one) first takes the run's lock, which
+    ``fit`` does only once the data is loaded and the network built. Reading them only (eval, export) does not."""
+
+    def __init__(self, run: RunDirectory, check):
+        super().__init__(run.path / "checkpoints", check=check)
+        self.run = run
+
+    def load(self) -> dict[str, Any] | None:
+        self.run.lock()
+        return super().load()
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.run.lock()
+        super().save(state)
 
 
 def _first_line(error: Exception) -> str:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import struct
+import subprocess
+import sys
 import shutil
 import stat
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from frozen_slt.checkpoint import encode_checkpoint, read_checkpoint, write_checkpoint
-from hostile import SystemCreatesFile, assert_one_line_error, frozen_slt, listing, run_command
+from hostile import REPOSITORY, SystemCreatesFile, assert_one_line_error, frozen_slt, listing, run_command
 
 TRAIN = ("train", "--model", "conv2", "--dataset", "digits", "--epochs", "1", "--device", "cpu")
 
@@ -258,3 +261,64 @@ def test_scores_that_become_nan_stop_the_run_with_one_line_and_status_1(tmp_path
     assert "learning rate (1e+30) is likely too high" in last
     (run,) = (tmp_path / "runs").iterdir()
     assert not (run / "result.json").exists() and sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0000.pt"]
+
+
+# -- one run at a time in a run directory ---------------------------------------------------------------------
+
+HOLD_LOCK = ("import sys, time\n"
+             "from frozen_slt.rundir import RunDirectory\n"
+             "RunDirectory(sys.argv[1]).lock()\n"
+             "print('locked', flush=True)\n"
+             "time.sleep(600)\n")
+
+
+def test_a_second_run_into_a_locked_directory_is_refused_and_a_killed_holders_lock_is_taken_over(run, tmp_path):
+    (run / "result.json").unlink()  # unfinished: train would resume it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = listing(tmp_path, exclude=(run,))
+        err = assert_one_line_error(frozen_slt(*TRAIN, "--run-dir", str(run), cwd=tmp_path), 2, f"pid {holder.pid} on ")
+        assert "is in use by" in err and listing(tmp_path, exclude=(run,)) == before
+        assert not (run / "result.json").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    done = frozen_slt(*TRAIN, "--run-dir", str(run), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (run / "result.json").exists()
+
+
+# -- a full disk, and what killed writers leave ---------------------------------------------------------------
+
+def test_a_full_disk_during_a_run_is_one_line_with_status_1_and_leaves_no_temporary_file(run, tmp_path):
+    (run / "result.json").unlink()
+    (run / "checkpoints" / "epoch_0001.pt").unlink()  # resumes after epoch 0 and must write epoch 1's checkpoint
+    size = (run / "checkpoints" / "epoch_0000.pt").stat().st_size
+    before = listing(tmp_path, exclude=(run,))
+    done = frozen_slt_limited(size // 2, *TRAIN, "--run-dir", str(run), cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("frozen-slt: error: cannot write ") and "epoch_0001.pt: File too large" in last
+    assert not temporaries(run) and listing(tmp_path, exclude=(run,)) == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0000.pt"]
+
+
+def test_a_full_disk_before_the_first_checkpoint_leaves_no_run_directory(tmp_path):
+    before = listing(tmp_path)
+    done = frozen_slt_limited(100_000, *TRAIN, "--out", "runs", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "epoch_0000.pt: File too large" in done.stderr.strip().splitlines()[-1]
+    assert listing(tmp_path) == before  # not even runs/
+
+
+def test_a_resumed_run_removes_the_temporary_files_killed_writers_left(run, tmp_path):
+    (run / "result.json").unlink()
+    left = [run / ".metrics.jsonl.4242.tmp", run / "checkpoints" / ".epoch_0002.pt.4242.tmp"]
+    for path in left:
+        path.write_bytes(b"partial")
+    (run / "notes.tmp").write_text("mine")  # not a temporary file of frozen-slt's naming: kept
+    done = frozen_slt(*TRAIN, "--run-dir", str(run), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not any(path.exists() for path in left) and (run / "notes.tmp").exists()

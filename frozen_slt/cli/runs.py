@@ -28,11 +28,15 @@ def command_train(args: argparse.Namespace) -> int:
         print(format_summary(finished))
         return 0
     try:
-        result = fit(config, run.reporter(config, ConsoleReporter()), run.store)
+        with run.training():  # locks the directory once fit has the data; removes it if it fails before a checkpoint
+            result = fit(config, run.reporter(config, ConsoleReporter()), run.store)
+            run.save_result(result)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; the same command resumes from the last checkpoint in {run.path}", file=sys.stderr)
+        if run.path.exists():
+            print(f"\ninterrupted; the same command resumes from the last checkpoint in {run.path}", file=sys.stderr)
+        else:
+            print("\ninterrupted before the first checkpoint; nothing was kept", file=sys.stderr)
         return 130
-    run.save_result(result)
     print(format_summary(result))
     print(f"run directory: {run.path}")
     return 0
