@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_datasets import write_fake_imagenet
 from frozen_slt.checkpoint import encode_checkpoint, read_checkpoint, write_checkpoint
 from hostile import REPOSITORY, SystemCreatesFile, assert_one_line_error, frozen_slt, listing, run_command
 
@@ -322,3 +323,26 @@ def test_a_resumed_run_removes_the_temporary_files_killed_writers_left(run, tmp_
     done = frozen_slt(*TRAIN, "--run-dir", str(run), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert not any(path.exists() for path in left) and (run / "notes.tmp").exists()
+
+
+# -- image folders with files that cannot be read -------------------------------------------------------------
+
+@pytest.mark.parametrize("case, needle", [
+    ("dangling link", "cannot be read: a link to nothing"),
+    ("truncated image", "cannot be decoded"),  # found only when epoch 0 is evaluated, in a DataLoader worker
+])
+def test_unreadable_images_are_one_line_and_leave_no_run_directory(tmp_path, case, needle):
+    data = write_fake_imagenet(tmp_path / "imagenet", per_class_train=2, per_class_val=1)
+    if case == "dangling link":
+        (data / "train" / "n00000001" / "gone.png").symlink_to(data / "nowhere.png")
+    else:
+        image = data / "val" / "n00000002" / "img_0.png"
+        image.write_bytes(image.read_bytes()[:60])
+    before = listing(tmp_path)
+    done = frozen_slt("train", "--model", "resnet18-imagenet", "--dataset", "imagenet", "--data-dir", str(data),
+                      "--epochs", "1", "--batch-size", "4", "--num-workers", "1", "--device", "cpu", "--out", "runs",
+                      cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("frozen-slt: error: image ") and needle in last
+    assert listing(tmp_path) == before  # no runs/ folder
