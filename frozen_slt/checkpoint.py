@@ -213,7 +213,10 @@ class DirectoryStore:
     def save(self, state: dict[str, Any]) -> None:
         write_checkpoint(self.directory / f"epoch_{state['epoch']:04d}.pt", state)
         for _, stale in self._epochs()[self.keep :]:
-            stale.unlink(missing_ok=True)
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError as error:
+                raise WriteFailedError(f"cannot remove old checkpoint {stale}: {error.strerror or error}") from None
 
 
 def move_aside(path: Path) -> Path:

@@ -33,7 +33,7 @@ class ExperimentConfig:
 
     model: str = field(default="conv6", metadata=field_meta("architecture name, one of the Models listed above"))
     dataset: str = field(default="digits", metadata=field_meta("dataset name, one of the Datasets listed above"))
-    weight_trained: bool = field(default=False, metadata=field_meta("train the weights of the dense network instead of a mask (baseline)"))
+    weight_trained: bool = field(default=False, metadata=field_meta("the weight-trained baseline: train the weights of the dense network instead of a mask"))
     ticket: TicketSpec = field(default_factory=TicketSpec)
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
