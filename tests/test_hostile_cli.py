@@ -1,6 +1,8 @@
 """Hostile but honest input to the `frozen-slt` command (issue 22), each case run as a user runs it: in a new
-process. Every case checks the exit status, that stderr is one line without a traceback, and that nothing
-outside the run's own folder changed (no file written, replaced or left behind, temporary files included).
+process. Every case checks the exit status, that the error is one line without a traceback (the only line
+on stderr, or for a run that had started the last one, after its progress lines), and that nothing outside
+the run's own folder changed (``listing``: no file written, replaced or left behind). No case may leave a
+temporary file anywhere under its tmp_path (``no_temporary_files``, after every test).
 
 One finished 1-epoch run (``finished``) is shared by the module; a case that damages or extends a run works
 on its own copy (``run``).
@@ -10,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
-import shutil
-import stat
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,23 @@ def frozen_slt_limited(limit: int, *args: str, cwd: Path):
 
 
 def temporaries(root: Path) -> list[Path]:
-    return [path for path in root.rglob("*.tmp")]
+    """frozen-slt's temporary files (``.<name>.<pid>.tmp``) under ``root``."""
+    return [path for path in root.rglob(".*.tmp")]
+
+
+def assert_run_error(result, status: int, needle: str) -> str:
+    """``result`` exited with ``status``, printed no traceback, and its last stderr line is the one-line error
+    holding ``needle`` (lines before it are the run's progress and warnings); returns that line."""
+    assert result.returncode == status and "Traceback" not in result.stderr, (result.returncode, result.stderr)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("frozen-slt: error: ") and needle in last, result.stderr
+    return last
+
+
+@pytest.fixture(autouse=True)
+def no_temporary_files(tmp_path):
+    yield
+    assert not temporaries(tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +87,7 @@ def make_device(path: Path) -> None:
 # -- export: where outputs may be written ------------------------------------------------------------------
 
 @pytest.mark.parametrize("case, needle", [
-    ("device", "not a regular file"),
-    ("fifo", "a named pipe (FIFO), not a regular file"),
+    ("device", "not a regular file"),  # a FIFO where mknod is not allowed; tests/test_files.py has every kind
     ("missing folder", "does not exist; outputs are written only into existing folders"),
     ("directory", "is a directory"),
     ("proc", "-o /proc/foo.slt: cannot create a file in /proc"),
@@ -80,24 +97,25 @@ def make_device(path: Path) -> None:
 def test_export_refuses_outputs_it_may_not_write_and_writes_neither(run, tmp_path, case, needle):
     ticket = tmp_path / "ticket.slt"
     outputs = {
-        "device": ["-o", str(tmp_path / "dev")], "fifo": ["-o", str(tmp_path / "fifo")],
+        "device": ["-o", str(tmp_path / "dev")],
         "missing folder": ["-o", str(tmp_path / "nonexistent_dir" / "x.slt")], "directory": ["-o", str(tmp_path / "dir")],
         "proc": ["-o", "/proc/foo.slt"], "dense in sys": ["-o", str(ticket), "--dense-module", "/sys/x.pt2"],
         "inside the run": ["-o", str(ticket), "--dense-module", str(run / "plain.pt")],
     }[case]
     make_device(tmp_path / "dev")
-    os.mkfifo(tmp_path / "fifo")
     (tmp_path / "dir").mkdir()
     before, run_before = listing(tmp_path, exclude=(run,)), listing(run)
     assert_one_line_error(frozen_slt("export", str(run), *outputs, cwd=tmp_path), 2, needle)
     assert listing(tmp_path, exclude=(run,)) == before and listing(run) == run_before
 
 
-def test_export_overwrites_an_existing_regular_file_and_leaves_no_temporary_file(run, tmp_path):
+def test_export_overwrites_an_existing_regular_file_and_nothing_else(run, tmp_path):
     (tmp_path / "ticket.slt").write_bytes(b"an older ticket")
+    before, run_before = listing(tmp_path, exclude=(run, tmp_path / "ticket.slt")), listing(run)
     done = frozen_slt("export", str(run), "-o", "ticket.slt", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "ticket.slt").read_bytes().startswith(b"\x89SLT") and not temporaries(tmp_path)
+    assert (tmp_path / "ticket.slt").read_bytes().startswith(b"\x89SLT")
+    assert listing(tmp_path, exclude=(run, tmp_path / "ticket.slt")) == before and listing(run) == run_before
 
 
 def test_export_on_a_full_disk_fails_with_one_line_and_leaves_nothing(run, tmp_path):
@@ -163,8 +181,10 @@ def test_export_refuses_a_crafted_newest_checkpoint(run, tmp_path):
 def test_train_moves_a_crafted_checkpoint_aside_and_resumes_from_the_one_before(run, tmp_path):
     (run / "result.json").unlink()
     craft(run, "epoch_0001.pt", lambda state: {})
+    before = listing(tmp_path, exclude=(run,))
     done = frozen_slt(*TRAIN, "--run-dir", str(run), cwd=tmp_path)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert listing(tmp_path, exclude=(run,)) == before
     assert "epoch_0001.pt is not a checkpoint of this run" in done.stderr and "resuming after epoch 0" in done.stderr
     assert (run / "checkpoints" / "epoch_0001.pt.corrupt").exists()
     assert [line.count('"epoch": ') for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 1]
@@ -244,23 +264,24 @@ def test_a_lock_share_without_a_freeze_ratio_is_refused(tmp_path, command, args)
 def test_plan_warns_once_what_a_degenerate_ticket_is(tmp_path, args, needle):
     done = frozen_slt("plan", "--model", "conv2", "--dataset", "digits", *args, cwd=tmp_path)
     assert done.returncode == 0 and done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr
+    assert done.stderr.startswith("frozen-slt: WARNING: ") and not list(tmp_path.iterdir())
 
 
 def test_train_warns_once_too(tmp_path):
     done = frozen_slt(*TRAIN, "--sparsity", "1", "--out", "runs", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("the ticket keeps no weight at all") == 1
+    assert "realised sparsity 1.000000" in done.stdout  # and the check after the epoch accepts an all-zero mask
 
 
 # -- a run that goes wrong ------------------------------------------------------------------------------------
 
 def test_scores_that_become_nan_stop_the_run_with_one_line_and_status_1(tmp_path):
     done = frozen_slt(*TRAIN, "--epochs", "2", "--lr", "1e30", "--out", "runs", cwd=tmp_path)
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("frozen-slt: error: training diverged in epoch 1: ") and "scores are NaN or infinite" in last
+    last = assert_run_error(done, 1, "training diverged in epoch 1: 367,680 of 367,680 scores are NaN or infinite")
     assert "learning rate (1e+30) is likely too high" in last
     (run,) = (tmp_path / "runs").iterdir()
+    assert set(listing(tmp_path, exclude=(run,))) == {"runs"}  # only the run's own folder was written
     assert not (run / "result.json").exists() and sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0000.pt"]
 
 
@@ -299,9 +320,7 @@ def test_a_full_disk_during_a_run_is_one_line_with_status_1_and_leaves_no_tempor
     size = (run / "checkpoints" / "epoch_0000.pt").stat().st_size
     before = listing(tmp_path, exclude=(run,))
     done = frozen_slt_limited(size // 2, *TRAIN, "--run-dir", str(run), cwd=tmp_path)
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("frozen-slt: error: cannot write ") and "epoch_0001.pt: File too large" in last
+    assert_run_error(done, 1, f"cannot write {run / 'checkpoints' / 'epoch_0001.pt'}: File too large")
     assert not temporaries(run) and listing(tmp_path, exclude=(run,)) == before
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0000.pt"]
 
@@ -309,8 +328,7 @@ def test_a_full_disk_during_a_run_is_one_line_with_status_1_and_leaves_no_tempor
 def test_a_full_disk_before_the_first_checkpoint_leaves_no_run_directory(tmp_path):
     before = listing(tmp_path)
     done = frozen_slt_limited(100_000, *TRAIN, "--out", "runs", cwd=tmp_path)
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "epoch_0000.pt: File too large" in done.stderr.strip().splitlines()[-1]
+    assert_run_error(done, 1, "epoch_0000.pt: File too large")
     assert listing(tmp_path) == before  # not even runs/
 
 
@@ -320,8 +338,10 @@ def test_a_resumed_run_removes_the_temporary_files_killed_writers_left(run, tmp_
     for path in left:
         path.write_bytes(b"partial")
     (run / "notes.tmp").write_text("mine")  # not a temporary file of frozen-slt's naming: kept
+    before = listing(tmp_path, exclude=(run,))
     done = frozen_slt(*TRAIN, "--run-dir", str(run), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert listing(tmp_path, exclude=(run,)) == before
     assert not any(path.exists() for path in left) and (run / "notes.tmp").exists()
 
 
@@ -342,7 +362,5 @@ def test_unreadable_images_are_one_line_and_leave_no_run_directory(tmp_path, cas
     done = frozen_slt("train", "--model", "resnet18-imagenet", "--dataset", "imagenet", "--data-dir", str(data),
                       "--epochs", "1", "--batch-size", "4", "--num-workers", "1", "--device", "cpu", "--out", "runs",
                       cwd=tmp_path)
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("frozen-slt: error: image ") and needle in last
+    assert assert_run_error(done, 2, needle).startswith("frozen-slt: error: image ")
     assert listing(tmp_path) == before  # no runs/ folder

@@ -43,10 +43,13 @@ def add_export_parser(commands) -> None:
     )
     export.add_argument("source", metavar="SOURCE",
                         help="a run directory written by `frozen-slt train`, or a .slt ticket file")
-    export.add_argument("-o", "--output", metavar="TICKET.slt", help="write the ticket file here")
+    export.add_argument("-o", "--output", metavar="TICKET.slt",
+                        help="write the ticket file here: a new file in an existing folder, or an existing regular "
+                        "file, which is overwritten")
     export.add_argument("--dense-module", metavar="OUT.pt2|OUT.pt",
                         help="write a plain PyTorch module with the masked weights baked in: .pt2 = torch.export "
-                        "program (needs only torch to load), .pt = state dict of the plain architecture")
+                        "program (needs only torch to load), .pt = state dict of the plain architecture; the same "
+                        "rules as for -o")
     export.add_argument("--epoch", choices=EPOCHS, default="best",
                         help="best: the best-validation epoch (default); last: the newest checkpoint's epoch")
     export.set_defaults(handler=command_export)
