@@ -64,6 +64,9 @@ def decode_checkpoint(blob: bytes, source: str) -> dict[str, Any]:
     except (pickle.UnpicklingError, EOFError) as error:  # intact bytes, but content the safe loader refuses to build
         raise CorruptCheckpointError(f"{source} holds content a checkpoint may not hold and was not loaded "
                                      f"({_refusal_reason(error)})") from None
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        # intact bytes that torch's archive reader cannot read (a crafted or foreign zip): its messages run long
+        raise CorruptCheckpointError(f"{source} holds a payload that is not a readable torch archive") from None
     if not isinstance(state, dict):
         raise CorruptCheckpointError(f"{source} holds {with_article(type(state).__name__)}, not a checkpoint's state")
     return state
@@ -107,16 +110,22 @@ def _tensors(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
 
 
+def _shown(value: Any) -> str:
+    """A crafted value as a message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _top_level_problem(state: dict[str, Any], config_hash: str, epochs: int) -> str | None:
     missing, unexpected = FIT_STATE_KEYS - set(state), set(state) - FIT_STATE_KEYS
     if missing or unexpected:
-        return f"keys missing: {sorted(missing)}, unexpected: {sorted(map(str, unexpected))}"
+        return f"keys missing: {sorted(missing)}, unexpected: {_shown(sorted(map(str, unexpected)))}"
     if not _is_int(state["format"]) or state["format"] != CHECKPOINT_FORMAT:
-        return f"format {state['format']!r}, this frozen-slt writes {CHECKPOINT_FORMAT}"
+        return f"format {_shown(state['format'])}, this frozen-slt writes {CHECKPOINT_FORMAT}"
     if state["config_hash"] != config_hash:
-        return f"it belongs to config {state['config_hash']!r}, not to this run's {config_hash}"
+        return f"it belongs to config {_shown(state['config_hash'])}, not to this run's {config_hash}"
     if not _is_int(state["epoch"]) or not 0 <= state["epoch"] <= epochs:
-        return f"epoch {state['epoch']!r} is not an integer in [0, {epochs}] (the run's epochs)"
+        return f"epoch {_shown(state['epoch'])} is not an integer in [0, {epochs}] (the run's epochs)"
     if not isinstance(state["weights_fingerprint"], str) or not isinstance(state["config"], dict):
         return "weights_fingerprint must be a string and config a table"
     if not _tensors(state["model"]) or not state["model"]:

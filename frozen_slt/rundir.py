@@ -119,7 +119,7 @@ class RunDirectory:
         if not self.config_path.is_file():
             raise RunDirectoryError(f"{self.path} is not a run directory (no config.json)")
         try:
-            record = load_json(self.config_path.read_text(), RUN_FILE_DEPTH, str(self.config_path), _CONFIG_NEEDS)
+            record = load_json(self.config_path.read_text(), RUN_FILE_DEPTH, "it", _CONFIG_NEEDS)
             return ExperimentConfig.from_dict(record["config"])
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise RunDirectoryError(
@@ -159,8 +159,7 @@ class RunDirectory:
         if not self.result_path.is_file():
             return None
         try:
-            return RunResult.from_dict(load_json(self.result_path.read_text(), RUN_FILE_DEPTH, str(self.result_path),
-                                                 _RESULT_NEEDS))
+            return RunResult.from_dict(load_json(self.result_path.read_text(), RUN_FILE_DEPTH, "it", _RESULT_NEEDS))
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise RunDirectoryError(
                 f"{self.result_path} is damaged ({_first_line(error)}) and was left as it is; move it aside "

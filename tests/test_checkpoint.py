@@ -99,6 +99,24 @@ def test_a_checkpoint_name_that_is_not_a_regular_file_is_damaged_not_read(tmp_pa
     assert state == {"epoch": 1} and all("is not a regular file" in str(error) for _, error in damaged)
 
 
+def test_an_intact_payload_that_is_not_a_torch_archive_is_corrupt_in_one_line():
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"a": torch.zeros(3)}, buffer)
+    payload = buffer.getvalue()[:200]  # a zip archive cut short, under a checksum that matches it
+    blob = b"frozen-slt checkpoint v1\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    with pytest.raises(CorruptCheckpointError, match=r"^a\.pt holds a payload that is not a readable torch archive$"):
+        decode_checkpoint(blob, "a.pt")
+
+
+def test_a_crafted_value_is_shown_cut_short():
+    with pytest.raises(CorruptCheckpointError) as caught:
+        check_fit_state({**fit_state(), "epoch": "x" * 10_000}, "abc", 3, "epoch_0001.pt")
+    assert len(str(caught.value)) < 200
+
+
 @pytest.mark.parametrize("state", [[1, 2], "text"])
 def test_a_payload_that_is_not_a_state_dict_is_corrupt(state):
     with pytest.raises(CorruptCheckpointError, match="not a checkpoint's state"):

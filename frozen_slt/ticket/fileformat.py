@@ -183,7 +183,7 @@ def _parse_header(raw: bytes, source: str) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise TicketFileError(f"{source}: the header is not valid UTF-8 JSON ({error})") from None
     if not isinstance(header, dict) or set(header) != set(HEADER_KEYS):
-        found = sorted(header) if isinstance(header, dict) else type(header).__name__
+        found = sorted(map(str, header))[:20] if isinstance(header, dict) else type(header).__name__  # a crafted header may hold many
         raise TicketFileError(f"{source}: the header must be an object with keys {', '.join(HEADER_KEYS)}; found {found}")
     return header
 
