@@ -31,9 +31,9 @@ HASH_SCHEMA = 1
 class ExperimentConfig:
     """One run: architecture, dataset, ticket (or weight-trained baseline), data handling and recipe."""
 
-    model: str = field(default="conv6", metadata=field_meta("architecture name (see `frozen-slt plan --help`)"))
-    dataset: str = field(default="digits", metadata=field_meta("dataset name"))
-    weight_trained: bool = field(default=False, metadata=field_meta("train the weights of the dense network instead of a mask (baseline)"))
+    model: str = field(default="conv6", metadata=field_meta("architecture name, one of the Models listed above"))
+    dataset: str = field(default="digits", metadata=field_meta("dataset name, one of the Datasets listed above"))
+    weight_trained: bool = field(default=False, metadata=field_meta("the weight-trained baseline: train the weights of the dense network instead of a mask"))
     ticket: TicketSpec = field(default_factory=TicketSpec)
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
@@ -112,7 +112,8 @@ class ExperimentConfig:
         """A new config with flat ``{field: value}`` overrides (bare or ``section.field`` keys, strings coerced).
 
         ``freeze_ratio`` and ``lock_share`` (a number or ``"proportional"``, the default) are resolved
-        against the new sparsity into prune_ratio and lock_ratio.
+        against the new sparsity into prune_ratio and lock_ratio. A numeric ``lock_share`` in ``flat`` with a
+        resolved freeze_ratio of 0 is refused: it would be ignored.
         """
         leaves = leaf_fields()
         updates: dict[str | None, dict[str, Any]] = {None: {}, **{section: {} for section in SECTIONS}}
@@ -145,6 +146,10 @@ class ExperimentConfig:
             except ConfigError:
                 pass  # a word other than "proportional": resolve_lock_share refuses it, naming what is allowed
         prune_ratio, lock_ratio = resolve_lock_share(sparsity, freeze_ratio, lock_share)
+        if freeze_ratio == 0 and lock_share != "proportional":
+            # resolve_lock_share ignores the share of a dense source; a share given for one is a mistake
+            raise ConfigError(f"lock_share={lock_share} needs freeze_ratio > 0: with freeze_ratio 0 (a dense source) "
+                              "nothing is frozen, so there is nothing to lock; give freeze_ratio too, or drop lock_share")
         return {"prune_ratio": prune_ratio, "lock_ratio": lock_ratio}
 
 

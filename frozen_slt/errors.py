@@ -2,8 +2,14 @@
 
 :class:`FrozenSLTError` and its subclasses are bad input: the message names the problem and what is
 allowed, and the command-line entry points print it as one line and exit with status 2.
-:class:`TrainingDivergedError` is not bad input (the run itself failed) and exits with status 1.
+:class:`TrainingDivergedError` and :class:`WriteFailedError` are not bad input (the run itself failed,
+or the system could not store its files) and exit with status 1, also as one line.
 """
+
+
+def with_article(word: str) -> str:
+    """``"an image"``, ``"a graph"``, ``"an int"``: a noun that a message builds from a value, with its article."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 class FrozenSLTError(ValueError):
@@ -47,6 +53,10 @@ class TicketFileError(FrozenSLTError):
     rebuilt here (its regenerated random weights differ from the ones it was taken from)."""
 
 
+class OutputPathError(FrozenSLTError):
+    """An output path the user named that cannot be written as a regular file in an existing folder."""
+
+
 class SweepConfigError(FrozenSLTError):
     """A sweep configuration value that is not allowed."""
 
@@ -56,4 +66,10 @@ class SweepError(FrozenSLTError):
 
 
 class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or infinite: the run cannot produce a meaningful ticket."""
+    """Training produced NaN or infinite values (loss, scores, threshold or weights), or a mask that its
+    sparsity does not allow: the run cannot produce a meaningful ticket."""
+
+
+class WriteFailedError(OSError):
+    """Writing a file failed (disk full, file too large, I/O error); the message names the file and the
+    system's reason. An ``OSError``, so code that handles those keeps handling it."""

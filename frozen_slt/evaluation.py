@@ -14,7 +14,8 @@ from .train import evaluate_splits, resolve_device
 def evaluate_run(run: RunDirectory, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Val/test accuracy of the best-validation ticket in the run's newest intact checkpoint, recomputed.
 
-    Read-only: damaged checkpoints are skipped, not moved. ``overrides`` may change where things are
+    Read-only: damaged checkpoints (and ones that are not this run's, see
+    :func:`~frozen_slt.checkpoint.check_fit_state`) are skipped, not moved. ``overrides`` may change where things are
     (``data_dir``, ``device``), not what was trained. The report holds ``epoch`` (the ticket's epoch),
     ``checkpoint_epoch``, ``val_accuracy``/``test_accuracy`` (recomputed), ``recorded_*_accuracy`` (measured
     in training), ``realised_sparsity``, ``damaged`` (one message per skipped checkpoint), ``result``
@@ -26,8 +27,6 @@ def evaluate_run(run: RunDirectory, overrides: dict[str, Any] | None = None) -> 
     if state is None:
         reasons = "".join(f"; {error}" for _, error in damaged)
         raise RunDirectoryError(f"{run.path} has no intact checkpoint to evaluate{reasons}")
-    if state["config_hash"] != config.config_hash():
-        raise RunDirectoryError(f"the checkpoint in {run.path} belongs to config {state['config_hash']}, not {config.config_hash()}")
     finished = run.load_result()
     device = resolve_device(config.train.device)
     network = build_network(config, device)

@@ -15,6 +15,7 @@ from torch import nn
 
 from .config import ExperimentConfig
 from .data import get_dataset_entry
+from .errors import CorruptCheckpointError
 from .freezing import LayerFreezeCounts
 from .initialize import draw_weights, freeze_plan, initialize_ticket
 from .layers import DENSE, MASKED, masked_layers
@@ -55,9 +56,14 @@ class Network:
         return {key: value.detach().to("cpu", copy=True) for key, value in self.model.state_dict().items() if key not in skip}
 
     def load_saved_state(self, state: dict[str, torch.Tensor]) -> None:
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        """Install a state of :meth:`state_to_save`; CorruptCheckpointError (one line) when it does not fit."""
+        try:
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+        except RuntimeError as error:  # shapes that differ: torch lists them on several lines
+            raise CorruptCheckpointError(f"the saved state does not fit the model ({' '.join(str(error).split())[:300]})") from None
         if set(missing) != self.regenerated_keys() or unexpected:
-            raise ValueError(f"saved state does not fit the model: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+            raise CorruptCheckpointError(f"the saved state does not fit the model: missing {sorted(missing)[:5]}, "
+                                         f"unexpected {sorted(unexpected)[:5]}")
 
     @torch.no_grad()
     def realised_sparsity(self) -> float:

@@ -5,33 +5,106 @@
                   resumed run never duplicates lines)
 ``checkpoints/``  the newest two epoch checkpoints (damaged ones are kept aside as ``*.corrupt``)
 ``result.json``   the final :class:`~frozen_slt.train.RunResult` (present only once the run finished)
+``lock``          held (``flock``) by the process that trains in the directory, naming it (:mod:`frozen_slt.runlock`)
 
 Nothing is written before ``fit`` has loaded the data and built the network, so a run that cannot start
-(no CUDA, missing data) leaves no directory behind. Damaged files are reported, never deleted.
+(no CUDA, missing data) leaves no directory behind; and a run that fails before its first checkpoint
+(unreadable images, a full disk) removes the directory it created (:meth:`RunDirectory.training`). A
+directory that held anything before is never removed. Damaged files are reported, never deleted; the
+temporary files a killed run left are removed by the next run that takes the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from .checkpoint import DirectoryStore, write_atomically
+from .checkpoint import DirectoryStore, check_fit_state, write_atomically
 from .config import ExperimentConfig
-from .errors import RunDirectoryError
+from .errors import RunDirectoryError, WriteFailedError
+from .files import remove_stale_temporaries
+from .nesting import load_json
+from .runlock import RunLock
 from .train import Reporter, RunResult
+
+log = logging.getLogger(__name__)
+
+
+#: config.json holds {"config": {section: {field: value}}}; result.json {"history": [{metric: value}], ...}.
+RUN_FILE_DEPTH = 3
+_CONFIG_NEEDS = "the config's sections of settings"
+_RESULT_NEEDS = "a result with per-epoch records"
 
 
 class RunDirectory:
-    """One run's files; also the checkpoint store and a metrics-writing reporter for ``fit``."""
+    """One run's files; also the checkpoint store and a metrics-writing reporter for ``fit``.
 
-    def __init__(self, path: str | Path):
+    ``config`` is the run's config when the caller knows it (``train``); otherwise (``eval``, ``export``)
+    the one in ``config.json``. The store checks every checkpoint against it (:func:`check_fit_state`)
+    and treats one that fails like a damaged file.
+    """
+
+    def __init__(self, path: str | Path, config: ExperimentConfig | None = None):
         self.path = Path(path)
-        self.store = DirectoryStore(self.path / "checkpoints")
+        self.config = config
+        self._store: DirectoryStore | None = None
+        self._lock = RunLock(self.path)
+        self._created: Path | None = None  # the topmost folder that lock() created, if any
 
     @classmethod
     def for_config(cls, root: str | Path, config: ExperimentConfig) -> "RunDirectory":
-        return cls(Path(root) / config.config_hash())
+        return cls(Path(root) / config.config_hash(), config)
+
+    @property
+    def store(self) -> DirectoryStore:
+        if self._store is None:
+            config = self.config or self.read_config()
+            config_hash, epochs = config.config_hash(), config.train.epochs
+
+            def check(state, source: str) -> None:
+                check_fit_state(state, config_hash, epochs, source)
+
+            self._store = _LockingStore(self, check)
+        return self._store
+
+    def lock(self) -> None:
+        """Take the run directory for this process (creating it); RunDirectoryError naming the holder when
+        another live process trains in it. Then remove the temporary files killed writers left in it."""
+        if self._lock.held:
+            return
+        missing = [path for path in (self.path, *self.path.parents) if not path.exists()]
+        self._lock.acquire()
+        self._created = missing[-1] if missing else None
+        for directory in (self.path, self.path / "checkpoints"):
+            for stale in remove_stale_temporaries(directory):
+                log.info("removed %s, left by a killed run", stale)
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator["RunDirectory"]:
+        """The span of one ``train`` command: releases the lock at the end, and when it ends in an error
+        before the first checkpoint, removes the directory (and the empty folders above it) that this
+        process created."""
+        try:
+            yield self
+        except BaseException:
+            self._remove_if_unstarted()
+            raise
+        finally:
+            self._lock.release()
+
+    def _remove_if_unstarted(self) -> None:
+        if not self._lock.held or self._created is None or not DirectoryStore(self.path / "checkpoints").is_empty():
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        for folder in self.path.parents:
+            if not folder.is_relative_to(self._created):
+                break
+            with contextlib.suppress(OSError):  # not empty (another run's folder): it stays
+                folder.rmdir()
 
     @property
     def config_path(self) -> Path:
@@ -46,7 +119,8 @@ class RunDirectory:
         if not self.config_path.is_file():
             raise RunDirectoryError(f"{self.path} is not a run directory (no config.json)")
         try:
-            return ExperimentConfig.from_dict(json.loads(self.config_path.read_text())["config"])
+            record = load_json(self.config_path.read_text(), RUN_FILE_DEPTH, "it", _CONFIG_NEEDS)
+            return ExperimentConfig.from_dict(record["config"])
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise RunDirectoryError(
                 f"{self.config_path} is damaged ({_first_line(error)}); it must hold the JSON that `frozen-slt train` "
@@ -77,15 +151,15 @@ class RunDirectory:
         record = {"config_hash": config.config_hash(), "config": config.to_dict()}
         try:
             write_atomically(self.config_path, (json.dumps(record, indent=2) + "\n").encode())
-        except OSError as error:
-            raise RunDirectoryError(f"cannot write {self.config_path}: {error.strerror or error}") from None
+        except WriteFailedError as error:  # the run has not started: nothing of it is lost
+            raise RunDirectoryError(str(error)) from None
 
     def load_result(self) -> RunResult | None:
         """The stored result, None before the run finished; RunDirectoryError (file untouched) when damaged."""
         if not self.result_path.is_file():
             return None
         try:
-            return RunResult.from_dict(json.loads(self.result_path.read_text()))
+            return RunResult.from_dict(load_json(self.result_path.read_text(), RUN_FILE_DEPTH, "it", _RESULT_NEEDS))
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise RunDirectoryError(
                 f"{self.result_path} is damaged ({_first_line(error)}) and was left as it is; move it aside "
@@ -104,6 +178,23 @@ class RunDirectory:
         """A reporter for ``fit`` of ``config``: claims the directory (writes ``config.json``) when training
         starts, keeps ``metrics.jsonl`` in step with the checkpoints, and forwards every call to ``inner``."""
         return _MetricsFileReporter(self, config, inner or Reporter())
+
+
+class _LockingStore(DirectoryStore):
+    """The run's checkpoints; reading them to resume (or writing one) first takes the run's lock, which
+    ``fit`` does only once the data is loaded and the network built. Reading them only (eval, export) does not."""
+
+    def __init__(self, run: RunDirectory, check):
+        super().__init__(run.path / "checkpoints", check=check)
+        self.run = run
+
+    def load(self) -> dict[str, Any] | None:
+        self.run.lock()
+        return super().load()
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.run.lock()
+        super().save(state)
 
 
 def _first_line(error: Exception) -> str:

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ConfigError
+from .errors import ConfigError, with_article
+from .nesting import check_text_depth, parse_limited
 
 #: The sections of an experiment's settings (the order of ExperimentConfig's nested specs).
 SECTION_NAMES = ("ticket", "data", "train")
@@ -32,35 +33,81 @@ def parse_toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+#: A config file is a table of settings, or of [section] tables of settings: two levels of tables.
+CONFIG_DEPTH = 2
+_CONFIG_NEEDS = "a table of settings, or of [ticket]/[data]/[train] tables of settings"
+_KINDS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+
+
 def read_settings_file(path: str | Path) -> dict[str, Any]:
-    """The table in a TOML, YAML or JSON file, or :class:`ConfigError` naming the file and the problem."""
+    """The table in a TOML, YAML or JSON file, or :class:`ConfigError` naming the file and the problem.
+
+    A key given twice in one table is refused (TOML's own rule, applied to YAML and JSON too, where the
+    parsers would silently keep the last value), and so is nesting deeper than :data:`CONFIG_DEPTH`.
+    """
     path = Path(path)
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(f"config file {str(path)!r} {what}")
-    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+    if path.suffix not in _KINDS:
         raise ConfigError(f"config file {str(path)!r} must end in .toml, .yaml, .yml or .json")
+    kind, what = _KINDS[path.suffix], f"config file {str(path)!r}"
     try:
         text = path.read_text()
-        if path.suffix == ".toml":
-            data = parse_toml(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as error:
-                raise ValueError(" ".join(str(error).split())) from None
-    except (ValueError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"cannot parse {what}: {error}") from None
+    check_text_depth(text, kind, CONFIG_DEPTH, what, _CONFIG_NEEDS, ConfigError)
+    try:
+        data = parse_limited(lambda: _parse(kind, text, what), CONFIG_DEPTH, what, _CONFIG_NEEDS, ConfigError)
+    except ConfigError:
+        raise
+    except ValueError as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"cannot parse config file {str(path)!r}: {first_line}") from None
+        raise ConfigError(f"cannot parse {what}: {first_line}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a table of settings, got a {type(data).__name__}")
+        raise ConfigError(f"{what} must hold a table of settings, got {with_article(type(data).__name__)}")
     return data
+
+
+def _parse(kind: str, text: str, what: str) -> Any:
+    """``text`` parsed as ``kind``; ValueError when it does not parse, ConfigError for a key given twice."""
+    if kind == "toml":
+        return parse_toml(text)
+    if kind == "json":
+        return json.loads(text, object_pairs_hook=lambda pairs: _unique_table(pairs, what))
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_unique_key_loader(what))  # a SafeLoader: builds plain values only
+    except yaml.YAMLError as error:
+        raise ValueError(" ".join(str(error).split())) from None
+
+
+def _unique_table(pairs: list[tuple[Any, Any]], what: str) -> dict[Any, Any]:
+    table: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in table:
+            raise ConfigError(f"{what} gives the key {key!r} twice in one table; give each setting once")
+        table[key] = value
+    return table
+
+
+def _unique_key_loader(what: str):
+    """PyYAML's SafeLoader, refusing a key given twice in one mapping (explicit keys; merged ``<<`` keys may be
+    overridden, as YAML intends)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                keys = [self.construct_object(key, deep=True) for key, _ in node.value
+                        if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge"]
+                _unique_table([(key, None) for key in keys], what)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def flatten_settings(data: dict[str, Any], source: str = "settings") -> dict[str, Any]:

@@ -68,8 +68,9 @@ class TicketSpec:
     prune_ratio: float = field(default=0.0, metadata=field_meta("p: fraction of weights permanently pruned"))
     lock_ratio: float = field(default=0.0, metadata=field_meta("r: fraction of weights permanently locked"))
     distribution: str = field(default="erk", metadata=field_meta("layer-wise allocation rule: erk, epl, igq, uniform"))
-    weight_init: str = field(default="kaiming_uniform", metadata=field_meta("random weight distribution (docs/method.md §5)"))
-    score_init: str = field(default="kaiming_normal", metadata=field_meta("initial score distribution"))
+    weight_init: str = field(default="kaiming_uniform",
+                             metadata=field_meta(f"random weight distribution, docs/method.md §5: {', '.join(INITS)}"))
+    score_init: str = field(default="kaiming_normal", metadata=field_meta(f"initial score distribution: {', '.join(INITS)}"))
     scale: str = field(default="none", metadata=field_meta("effective-weight scale: none, static, dynamic"))
     weight_seed: int = field(default=0, metadata=field_meta("seed of the random weights"))
     score_seed: int = field(default=0, metadata=field_meta("seed of the initial scores"))
@@ -138,13 +139,13 @@ class TrainSpec:
     optimizer: str = field(default="sgd", metadata=field_meta("sgd or adamw"))
     lr: float = field(default=0.1, metadata=field_meta("learning rate"))
     momentum: float = field(default=0.9, metadata=field_meta("SGD momentum"))
-    weight_decay: float = field(default=1e-4, metadata=field_meta("weight decay (on the scores of a ticket)"))
-    epochs: int = field(default=100, metadata=field_meta("training epochs (an integer >= 1)"))
+    weight_decay: float = field(default=1e-4, metadata=field_meta("weight decay, on the scores of a ticket"))
+    epochs: int = field(default=100, metadata=field_meta("training epochs, an integer >= 1"))
     batch_size: int = field(default=128, metadata=field_meta("training mini-batch size"))
     schedule: str = field(default="cosine", metadata=field_meta("cosine (T_max = epochs, stepped per epoch, min 0) or constant"))
     eval_batch_size: int = field(default=1024, metadata=field_meta("evaluation batch size", identity=False))
     device: str = field(default="auto", metadata=field_meta("auto, cpu or cuda", identity=False))
-    bf16: bool = field(default=False, metadata=field_meta("bf16 autocast on CUDA (changes numerics)"))
+    bf16: bool = field(default=False, metadata=field_meta("bf16 autocast on CUDA; changes numerics"))
     channels_last: bool = field(default=False, metadata=field_meta("channels-last memory format on CUDA", identity=False))
 
     def __post_init__(self) -> None:

@@ -4,7 +4,9 @@ The loop is plain; orchestration (Ray, a run directory, a console) plugs in thro
 the checkpoint store. Validation and test are evaluated at epoch 0 (before training) and after every
 epoch; the epoch with the best validation accuracy (the earliest, on ties) is selected and its test
 accuracy reported. A checkpoint is written after every evaluation, so a run stopped at any moment and
-started again continues from its last complete epoch and ends with the same result.
+started again continues from its last complete epoch and ends with the same result. A run whose loss,
+scores, threshold, mask or weights go wrong stops with :class:`TrainingDivergedError` (see
+:mod:`frozen_slt.health`) before the bad epoch is recorded.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import CheckpointStore
+from .checkpoint import CHECKPOINT_FORMAT, CheckpointStore, check_fit_state
 from .config import ExperimentConfig
 from .data import load_dataset
 from .data.base import EVAL_SPLITS
 from .data.loop import LoopData, loop_view, select_rows
-from .errors import FrozenSLTError, TrainingDivergedError
+from .errors import CorruptCheckpointError, FrozenSLTError, TrainingDivergedError
+from .health import check_training_state
 from .layers import masked_layers
 from .memory import MemoryReport
 from .network import Network, build_network
@@ -32,8 +35,6 @@ from .score_sgd import ScoreSGD
 from .threshold import update_thresholds
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FORMAT = 1
-
 
 
 class Reporter:
@@ -144,7 +145,9 @@ def train_epoch(network: Network, data: LoopData, optimizer, config: ExperimentC
         reporter.on_step(epoch, step, steps, loss)
     train_loss = loss_sum.item() / max(seen, 1)
     if not math.isfinite(train_loss):
-        raise TrainingDivergedError(f"training diverged in epoch {epoch} (mean loss {train_loss}); lower the learning rate")
+        lr = optimizer.param_groups[0]["lr"]
+        raise TrainingDivergedError(f"training diverged in epoch {epoch}: the mean loss is {train_loss}; the learning rate "
+                                    f"({lr:g}) is likely too high: lower it (--lr)")
     return {"train_loss": train_loss, "train_accuracy": correct.item() / max(seen, 1)}
 
 
@@ -212,18 +215,21 @@ def _checkpoint_state(config, network, optimizer, scheduler, progress: _Progress
 
 
 def _restore(state: dict[str, Any], config, network, optimizer, scheduler) -> _Progress:
-    if state.get("config_hash") != config.config_hash():
-        raise FrozenSLTError(
-            f"checkpoint belongs to config {state.get('config_hash')}, not to this run's config {config.config_hash()}"
-        )
-    if state.get("weights_fingerprint") != network.fingerprint:
+    """Continue from ``state``, checked again here for stores that do not check what they load."""
+    source = f"the checkpoint of epoch {state.get('epoch')!r}"
+    check_fit_state(state, config.config_hash(), config.train.epochs, source)
+    if state["weights_fingerprint"] != network.fingerprint:
         raise FrozenSLTError("the regenerated random weights differ from the checkpoint's; cannot resume exactly")
     network.load_saved_state(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and network.device.type == "cuda":
-        torch.cuda.set_rng_state(state["rng"]["cuda"], network.device)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and network.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], network.device)
+    except (ValueError, RuntimeError, KeyError, TypeError, IndexError) as error:
+        raise CorruptCheckpointError(f"{source} does not fit this run's optimizer ({' '.join(str(error).split())[:200]}); "
+                                     "move it aside (rename it to *.corrupt) to resume from the one before") from None
     return _Progress(epoch=state["epoch"], history=list(state["history"]), best=state["best"])
 
 
@@ -264,6 +270,8 @@ def fit(config: ExperimentConfig, reporter: Reporter | None = None, store: Check
         train_metrics = train_epoch(network, data, optimizer, config, progress.epoch + 1, reporter)
         scheduler.step()
         progress.epoch += 1
+        # before this epoch is recorded or checkpointed: a diverged state never becomes the run's result
+        check_training_state(network.model, network.masked, config.ticket.sparsity, lr, progress.epoch)
         metrics = _record_epoch(network, data, config, progress, train_metrics, lr, time.perf_counter() - started)
         _save(store, config, network, optimizer, scheduler, progress)
         reporter.on_epoch(metrics)

@@ -63,6 +63,17 @@ def test_bad_input_is_one_line_on_stderr_with_status_2(capsys, args, needle):
     assert err.count("\n") == 1 and needle in err and err.startswith("frozen-slt: error: ")
 
 
+@pytest.mark.parametrize("command", ["plan", "train", "export"])
+def test_help_points_at_what_it_shows_and_keeps_hyphenated_names_whole(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "see `frozen-slt plan --help`" not in out
+    for name in ("ogbn-arxiv", "synthetic-arxiv", "resnet34-imagenet", "docs/ticket-format.md"):
+        if name.split("-")[0] in out:  # export's help names only the docs
+            assert name in out, (name, out)
+
+
 def test_planning_a_graph_model_prints_no_dependency_warning():
     # PyTorch Geometric scripts helpers with torch.jit.script when first imported, which PyTorch deprecates;
     # a fresh interpreter is needed, since the import happens once per process

@@ -171,6 +171,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
     ("data_dir.yaml", "data_dir: 5\n", "data_dir must be a path (a string) or unset, got 5"),
     ("section.toml", "[ticket]\nlr = 0.2\n", "'lr' belongs to [train], not to [ticket]"),
     ("bogus.toml", "[bogus]\nlr = 0.2\n", "unknown section [bogus]"),
+    ("number.json", "5\n", "must hold a table of settings, got an int"),
 ])
 def test_bad_config_file_exits_2_with_one_line(tmp_path, capsys, name, text, needle):
     (tmp_path / name).write_text(text)

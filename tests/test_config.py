@@ -35,6 +35,19 @@ def test_a_misspelt_lock_share_is_refused_even_where_nothing_is_frozen(freeze_ra
         resolve_lock_share(0.5, freeze_ratio, "propotional")
 
 
+@pytest.mark.parametrize("overrides", [{"lock_share": 0.5}, {"freeze_ratio": 0, "lock_share": "0.5"}, {"lock_share": 0}])
+def test_a_lock_share_given_for_a_dense_source_is_refused_not_ignored(overrides):
+    with pytest.raises(ConfigError, match="needs freeze_ratio > 0"):
+        ExperimentConfig().with_overrides(overrides)
+
+
+def test_a_sweep_may_still_make_a_dense_point_of_a_frozen_base():
+    base = ExperimentConfig.from_settings({"freeze_ratio": 0.5, "lock_share": 0.3, "sparsity": 0.5})
+    assert base.ticket.lock_ratio == pytest.approx(0.15)
+    assert base.with_overrides({"freeze_ratio": 0.0, "sparsity": 0.7}).family == "dense"  # trainables.points' dense point
+    assert ExperimentConfig().with_overrides({"lock_share": "proportional"}).family == "dense"  # the default, said aloud
+
+
 def test_lock_share_bounds_follow_from_p_le_k_le_1_minus_r():
     assert lock_share_bounds(0.5, 0.7) == pytest.approx((1 - 0.5 / 0.7, 0.5 / 0.7))
     assert lock_share_bounds(0.9, 0.5) == pytest.approx((0.0, 0.2))  # r = 0.5·s ≤ 1 − 0.9

@@ -261,6 +261,29 @@ def test_image_folder_missing_or_wrong(tmp_path):
         load_dataset("imagenet", DataSpec(data_dir=str(tmp_path)), CPU)
 
 
+def test_image_files_that_cannot_be_read_are_refused_when_the_folder_is_scanned(tmp_path):
+    write_fake_imagenet(tmp_path)
+    (tmp_path / "train" / "n00000001" / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "train" / "n00000002" / "empty.png").write_bytes(b"")
+    with pytest.raises(DatasetError) as caught:
+        load_dataset("imagenet", DataSpec(data_dir=str(tmp_path)), CPU)
+    message = str(caught.value)
+    assert "n00000001/dangling.png in " in message and "cannot be read: a link to nothing (and 1 more)" in message
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_image_that_does_not_decode_is_one_line_naming_it_from_a_worker_too(tmp_path, workers):
+    write_fake_imagenet(tmp_path)
+    broken = tmp_path / "val" / "n00000001" / "img_0.png"  # the official val folder: the test split
+    broken.write_bytes(broken.read_bytes()[:60])  # a truncated PNG: the scan finds a readable file
+    data = load_dataset("imagenet", DataSpec(data_dir=str(tmp_path), num_workers=workers), CPU)
+    assert len(all_batches(data, "val")[1]) == 3  # the other splits still load
+    with pytest.raises(DatasetError) as caught:
+        list(data.eval_batches("test", 2))
+    message = str(caught.value)
+    assert message.startswith(f"image {broken} cannot be decoded (") and "\n" not in message
+
+
 # --- the registry -------------------------------------------------------------------------------------
 
 def test_bad_split_and_batch_size():

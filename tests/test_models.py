@@ -75,8 +75,8 @@ def test_no_bias_no_affine_and_only_weight_or_score_parameters():
 @pytest.mark.parametrize("name, shape, kind, needle", [
     ("resnet50", (1, 8, 8), "image", "at least 32x32"),
     ("conv8", (1, 8, 8), "image", "at least 16x16"),
-    ("gin", (3, 32, 32), "image", "needs a graph dataset"),
-    ("conv6", (128,), "graph", "needs a image dataset"),
+    ("gin", (3, 32, 32), "image", "needs a graph dataset, got an image dataset"),
+    ("conv6", (128,), "graph", "needs an image dataset, got a graph dataset"),
 ])
 def test_models_refuse_inputs_they_do_not_fit(name, shape, kind, needle):
     with pytest.raises(ModelDatasetMismatchError, match=needle) as error:

@@ -1,7 +1,9 @@
 """The ``frozen-slt`` command: plan, train, export, eval.
 
 Every user error is a :class:`~frozen_slt.errors.FrozenSLTError`; ``main`` prints it as one line on
-stderr and exits with status 2.
+stderr and exits with status 2. A run that failed (:class:`~frozen_slt.errors.TrainingDivergedError`) or
+a file that could not be written (:class:`~frozen_slt.errors.WriteFailedError`: disk full, ...) is
+printed as one line too, with exit status 1.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import warnings
 from typing import Sequence
 
 from ..data import DATASETS
-from ..errors import FrozenSLTError
+from ..errors import FrozenSLTError, TrainingDivergedError, WriteFailedError
 from ..models import MODELS
 from ..recipes import MODEL_RECIPES
-from .args import add_config_flags
+from .args import HelpFormatter, add_config_flags
 from .plan import PLAN_FLAGS, command_plan
 from .runs import command_train
 from .tickets import add_export_parser, command_eval
@@ -24,13 +26,15 @@ from .tickets import add_export_parser, command_eval
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="frozen-slt", description="Strong lottery tickets in partially frozen random networks."
+        prog="frozen-slt", description="Strong lottery tickets in partially frozen random networks.",
+        formatter_class=HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plan = commands.add_parser(
         "plan",
         help="per-layer freeze counts and ticket size of a model, without data",
         description=f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
+        formatter_class=HelpFormatter,
     )
     add_config_flags(plan, PLAN_FLAGS)
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -43,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "recipe, then the recipe of the model on that dataset, then --config, then flags, then --set. "
         f"Recipes: {recipe_summary()}. "
         f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
+        formatter_class=HelpFormatter,
     )
     train.add_argument("--config", metavar="FILE", help="TOML, YAML or JSON file of settings")
     add_config_flags(train)
@@ -59,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint, next to the recorded values; exit status 1 when that ticket is not the one result.json "
         "reports (the newest checkpoint is damaged); the run directory is never changed. For a ticket file: "
         "rebuilds the network from its seeds and stored mask and evaluates it.",
+        formatter_class=HelpFormatter,
     )
     evaluate.add_argument("run", metavar="RUN_DIR|TICKET.slt", help="a run directory written by `frozen-slt train`, "
                           "or a ticket file written by `frozen-slt export`")
@@ -90,4 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FrozenSLTError as error:
         print(f"frozen-slt: error: {error}", file=sys.stderr)
         return 2
+    except (TrainingDivergedError, WriteFailedError) as error:
+        print(f"frozen-slt: error: {error}", file=sys.stderr)
+        return 1
 

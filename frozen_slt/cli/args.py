@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import textwrap
 from typing import Any, Iterable
 
 from ..config import ALTERNATE_KEYS, ExperimentConfig, default_value, leaf_fields
+from ..degenerate import degenerate_ticket_note
 from ..settings import load_config_file, merge_settings, parse_set_overrides
 
+log = logging.getLogger(__name__)
+
 _ALTERNATE_HELP = {
-    "freeze_ratio": "f: fraction frozen (pruned + locked); resolved with --lock-share into prune/lock ratios",
-    "lock_share": "s = r/f, a number or 'proportional' (s = 1 - sparsity, the default; always feasible)",
+    "freeze_ratio": "f: fraction frozen (pruned + locked); resolved with --lock-share into prune/lock ratios "
+                    "(default: 0, a dense source)",
+    "lock_share": "s = r/f, a number or 'proportional' (s = 1 - sparsity, the default; always feasible); "
+                  "a number needs --freeze-ratio > 0",
 }
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that lines never break inside a hyphenated name (``ogbn-arxiv``,
+    ``docs/ticket-format.md``), which the default wrapping splits across two lines."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False)
 
 
 def add_config_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None) -> None:
@@ -32,10 +51,15 @@ def add_config_flags(parser: argparse.ArgumentParser, names: Iterable[str] | Non
 
 
 def config_from_args(args: argparse.Namespace, names: Iterable[str]) -> ExperimentConfig:
-    """Defaults ← dataset recipe ← config file (``args.config``) ← flags ← ``--set`` overrides, validated once."""
+    """Defaults ← dataset recipe ← config file (``args.config``) ← flags ← ``--set`` overrides, validated once;
+    a warning says what the ticket is when the settings leave nothing to search."""
     flat: dict[str, Any] = {}
     if getattr(args, "config", None):
         flat = load_config_file(args.config)
     flat = merge_settings(flat, {name: getattr(args, name) for name in names if hasattr(args, name)})
     flat = merge_settings(flat, parse_set_overrides(getattr(args, "set", None) or []))
-    return ExperimentConfig.from_settings(flat)
+    config = ExperimentConfig.from_settings(flat)
+    note = degenerate_ticket_note(config)
+    if note:  # here, the one place both plan and train build their config
+        log.warning(note)
+    return config

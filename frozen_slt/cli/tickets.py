@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from pathlib import Path
+from typing import Any
 
-from ..errors import RunDirectoryError, TicketFileError
+from ..errors import CorruptCheckpointError, OutputPathError, RunDirectoryError, TicketFileError
+from ..files import reserve_output
 from ..rundir import RunDirectory
 from ..ticket import (
     EPOCHS,
     TicketExport,
+    check_dense_path,
     dense_module,
+    dense_module_bytes,
     evaluate_ticket,
     network_from_checkpoint,
     read_ticket,
     rebuild_network,
-    save_dense_module,
-    write_ticket,
+    ticket_bytes,
+    ticket_from_checkpoint,
 )
+from .args import HelpFormatter
 from .console import format_bits
 from .runs import command_eval as command_eval_run
 
@@ -29,14 +36,20 @@ def add_export_parser(commands) -> None:
         "export",
         help="write a run's ticket as a compact file (seeds + 1 bit per free weight), or as a plain PyTorch module",
         description="SOURCE is a run directory (its best-validation epoch by default) or, with --dense-module only, "
-        "a ticket file. The format is described in docs/ticket-format.md.",
+        "a ticket file. The format is described in docs/ticket-format.md. Outputs are written only as regular files "
+        "in folders that exist (an existing regular file is overwritten; no folder is created), never inside SOURCE, "
+        "and both are checked before either is written. SOURCE is only read.",
+        formatter_class=HelpFormatter,
     )
     export.add_argument("source", metavar="SOURCE",
                         help="a run directory written by `frozen-slt train`, or a .slt ticket file")
-    export.add_argument("-o", "--output", metavar="TICKET.slt", help="write the ticket file here")
+    export.add_argument("-o", "--output", metavar="TICKET.slt",
+                        help="write the ticket file here: a new file in an existing folder, or an existing regular "
+                        "file, which is overwritten")
     export.add_argument("--dense-module", metavar="OUT.pt2|OUT.pt",
                         help="write a plain PyTorch module with the masked weights baked in: .pt2 = torch.export "
-                        "program (needs only torch to load), .pt = state dict of the plain architecture")
+                        "program (needs only torch to load), .pt = state dict of the plain architecture; the same "
+                        "rules as for -o")
     export.add_argument("--epoch", choices=EPOCHS, default="best",
                         help="best: the best-validation epoch (default); last: the newest checkpoint's epoch")
     export.set_defaults(handler=command_export)
@@ -68,29 +81,88 @@ def command_eval(args: argparse.Namespace) -> int:
 def command_export(args: argparse.Namespace) -> int:
     if args.output is None and args.dense_module is None:
         raise TicketFileError("nothing to write: give -o TICKET.slt, --dense-module OUT.pt2 (or .pt), or both")
+    if args.output is not None and args.dense_module is not None and _real(args.output) == _real(args.dense_module):
+        raise OutputPathError(f"-o and --dense-module name the same file {args.output}; give two different files")
     if is_ticket_path(args.source):
-        if args.output is not None:
-            raise TicketFileError(f"{args.source} is already a ticket file; from a ticket only --dense-module "
-                                  "can be written")
-        ticket = read_ticket(args.source)
-        save_dense_module(dense_module(ticket.config, rebuild_network(ticket)), args.dense_module, ticket.config)
-        print(f"wrote {args.dense_module}: plain {ticket.config.model} with the ticket's effective weights "
-              f"(epoch {ticket.epoch})")
-        return 0
+        return _export_from_ticket(args)
+    return _export_from_run(args)
+
+
+def _real(path: str | Path) -> str:
+    return os.path.realpath(path)
+
+
+def _check_outside_source(args: argparse.Namespace) -> None:
+    """SOURCE is only read: an output inside it (or that is it) would change the run or the ticket."""
+    for flag, path in (("-o", args.output), ("--dense-module", args.dense_module)):
+        if path is not None and Path(_real(path)).is_relative_to(_real(args.source)):
+            raise OutputPathError(f"{flag} {path} is inside SOURCE {args.source}, which export only reads; "
+                                  "write the output elsewhere")
+
+
+def _export_from_ticket(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        raise TicketFileError(f"{args.source} is already a ticket file; from a ticket only --dense-module can be written")
+    ticket = read_ticket(args.source)
+    _check_outside_source(args)
+    check_dense_path(args.dense_module, ticket.config)
+    with reserve_output(args.dense_module, "--dense-module") as output:
+        plain = dense_module(ticket.config, rebuild_network(ticket))
+        output.commit(dense_module_bytes(plain, args.dense_module, ticket.config))
+    print(f"wrote {args.dense_module}: plain {ticket.config.model} with the ticket's effective weights "
+          f"(epoch {ticket.epoch})")
+    return 0
+
+
+def _export_from_run(args: argparse.Namespace) -> int:
+    """Both outputs are reserved (checked, their temporary files created) before either is computed, and
+    written only once both are computed; any refusal or failure removes the temporary files."""
     run = RunDirectory(args.source)
     config = run.read_config()
-    state = run.store.load()
-    if state is None:
-        raise RunDirectoryError(f"{run.path} has no intact checkpoint to export")
-    if args.output is not None:
-        export = write_ticket(args.output, config, state, args.epoch)
-        print(format_export(export, state["epoch"], config.train.epochs))
+    _check_outside_source(args)
+    state = exportable_state(run)
+    if args.output is not None and config.weight_trained:
+        ticket_from_checkpoint(config, state, args.epoch)  # refuses, saying what can be exported instead
     if args.dense_module is not None:
-        network, record = network_from_checkpoint(config, state, args.epoch)
-        save_dense_module(dense_module(config, network), args.dense_module, config)
-        what = "trained weights" if config.weight_trained else "ticket's effective weights"
-        print(f"wrote {args.dense_module}: plain {config.model} with the {what} (epoch {record['epoch']})")
+        check_dense_path(args.dense_module, config)
+    with contextlib.ExitStack() as stack:
+        ticket_output = dense_output = None
+        if args.output is not None:
+            ticket_output = stack.enter_context(reserve_output(args.output, "-o"))
+        if args.dense_module is not None:
+            dense_output = stack.enter_context(reserve_output(args.dense_module, "--dense-module"))
+        if ticket_output is not None:
+            ticket, memory = ticket_from_checkpoint(config, state, args.epoch)
+            blob, sizes = ticket_bytes(ticket)
+        if dense_output is not None:
+            network, record = network_from_checkpoint(config, state, args.epoch)
+            dense = dense_module_bytes(dense_module(config, network), args.dense_module, config)
+        if ticket_output is not None:
+            ticket_output.commit(blob)
+            print(format_export(TicketExport(Path(args.output), ticket, sizes, memory, args.epoch), state["epoch"],
+                                config.train.epochs))
+        if dense_output is not None:
+            dense_output.commit(dense)
+            what = "trained weights" if config.weight_trained else "ticket's effective weights"
+            print(f"wrote {args.dense_module}: plain {config.model} with the {what} (epoch {record['epoch']})")
     return 0
+
+
+def exportable_state(run: RunDirectory) -> dict[str, Any]:
+    """The run's newest checkpoint, read without changing the run; refused when it is damaged (an older
+    one may not hold the run's result) or when there is none."""
+    state, damaged = run.store.newest_intact()
+    if state is None:
+        reasons = f" ({damaged[0][1]})" if damaged else ""
+        raise RunDirectoryError(f"{run.path} has no intact checkpoint to export{reasons}")
+    if damaged:
+        path, error = damaged[0]
+        raise CorruptCheckpointError(
+            f"{error}; export does not fall back to an older checkpoint, which may not hold the run's result: "
+            f"restore {path.name}, or move it aside (e.g. to {path.name}.corrupt) to export the newest intact one, "
+            f"epoch_{state['epoch']:04d}.pt"
+        )
+    return state
 
 
 def format_export(export: TicketExport, checkpoint_epoch: int, epochs: int) -> str:

@@ -4,6 +4,11 @@ Split (docs/method.md §9): train split 80/20 into train/val by the split seed; 
 test set. Transforms: RandomResizedCrop 224 + flip for training; resize 256 + centre crop 224 to evaluate;
 ImageNet mean/std. Images are decoded by DataLoader worker processes and moved to the device per batch.
 
+Unreadable images: scanning the folders checks that every image is a non-empty regular file that can be
+opened for reading (after following links), without decoding it, which for ImageNet's 1.3 million files
+would take hours; an image that still fails to decode later, in a DataLoader worker or not, stops the run
+with a :class:`DatasetError` naming the file.
+
 Determinism: the sampler yields (index, epoch) pairs in the order of ``make_generator("order",
 order_seed, epoch)``, and the random transform of image i in epoch e is seeded from (order_seed, e, i)
 in whichever process decodes it. So the batches of an epoch depend on nothing but (order_seed, epoch):
@@ -15,11 +20,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import stat
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from ..specs import DataSpec
 from ..seeding import derive_seed, make_generator
@@ -52,10 +59,46 @@ def scan_folder(root: Path, split: str):
         raise DatasetError(f"ImageNet not found: expected class folders under {path} (layout "
                            f"{LAYOUT.format(root=root)}); pass --data-dir to point at it")
     try:
-        return ImageFolder(str(path))
+        folder = ImageFolder(str(path))
     except FileNotFoundError as error:
         raise DatasetError(f"ImageNet {split} folder {path} holds no images in class folders ({error}); "
                            f"expected {LAYOUT.format(root=root)}") from None
+    check_readable([sample for sample, _ in folder.samples], path)
+    return folder
+
+
+def _unreadable_reason(path: str) -> str | None:
+    """Why the image file at ``path`` cannot be read, or None: one stat and one access check, no decoding."""
+    try:
+        info = os.stat(path)  # follows links: a dangling one is missing
+    except OSError as error:
+        return "a link to nothing" if os.path.islink(path) else (error.strerror or str(error))
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size == 0:
+        return "empty"
+    return None if os.access(path, os.R_OK) else "not readable"
+
+
+def check_readable(paths: list[str], folder: Path) -> None:
+    """DatasetError naming the first of ``paths`` that is not a non-empty, readable regular file, and how many are not."""
+    bad = [(path, reason) for path in paths if (reason := _unreadable_reason(path)) is not None]
+    if bad:
+        (path, reason), more = bad[0], f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DatasetError(f"image {path} in {folder} cannot be read: {reason}{more}; fix or remove it")
+
+
+class Unreadable(NamedTuple):
+    """What a worker hands back for an image that does not decode: a value, not an exception, whose
+    traceback a DataLoader worker would otherwise wrap into a many-line message."""
+
+    path: str
+    reason: str
+
+
+def collate(items: list) -> object:
+    """``default_collate``, except that a batch with an :class:`Unreadable` item is that item."""
+    return next((item for item in items if isinstance(item, Unreadable)), None) or default_collate(items)
 
 
 class FolderSplit(Dataset):
@@ -81,11 +124,16 @@ class FolderSplit(Dataset):
             torch.random.default_generator.manual_seed(derive_seed("augment", self.order_seed, epoch, position))
             return self._load(position)
 
-    def _load(self, position: int) -> tuple[torch.Tensor, int]:
+    def _load(self, position: int) -> tuple[torch.Tensor, int] | Unreadable:
+        from PIL import Image
         from torchvision.datasets.folder import default_loader
 
         path, label = self.samples[position]
-        return self.transform(default_loader(path)), label
+        try:
+            image = default_loader(path)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:  # what PIL raises for bad files
+            return Unreadable(path, " ".join(str(error).split()) or type(error).__name__)
+        return self.transform(image), label
 
 
 class EpochSampler(Sampler):
@@ -148,12 +196,15 @@ class FolderImageData:
             self._loaders[key] = DataLoader(
                 dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
                 pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
-                generator=torch.Generator().manual_seed(0),
+                generator=torch.Generator().manual_seed(0), collate_fn=collate,
             )
         return self._loaders[key]
 
     def _to_device(self, loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for images, labels in loader:
+        for batch in loader:
+            if isinstance(batch, Unreadable):
+                raise DatasetError(f"image {batch.path} cannot be decoded ({batch.reason}); fix or remove it")
+            images, labels = batch
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
 
     def num_train_batches(self, batch_size: int) -> int:

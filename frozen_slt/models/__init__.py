@@ -8,7 +8,7 @@ from typing import Callable
 
 from torch import nn
 
-from ..errors import ModelDatasetMismatchError
+from ..errors import ModelDatasetMismatchError, with_article
 from ..layers import MASKED, LayerKind, weight_layers
 from ..registry import lookup
 from .conv import WIDTHS, ConvNet, min_side
@@ -71,7 +71,8 @@ def check_model_fits(name: str, input_shape: tuple[int, ...], input_kind: str) -
     entry = get_model_entry(name)
     if entry.input_kind != input_kind:
         raise ModelDatasetMismatchError(
-            f"model {name!r} needs a {entry.input_kind} dataset, got a {input_kind} dataset of shape {_shape_text(input_shape)}"
+            f"model {name!r} needs {with_article(entry.input_kind)} dataset, got {with_article(input_kind)} dataset of "
+            f"shape {_shape_text(input_shape)}"
         )
     if input_kind == "image" and min(input_shape[1:]) < entry.min_side:
         raise ModelDatasetMismatchError(

@@ -16,16 +16,17 @@ from .build import (
     read_ticket,
     rebuild_network,
     save_ticket,
+    ticket_bytes,
     ticket_from_checkpoint,
     ticket_from_network,
     write_ticket,
 )
-from .deploy import DENSE_SUFFIXES, dense_module, save_dense_module
+from .deploy import DENSE_SUFFIXES, check_dense_path, dense_module, dense_module_bytes, save_dense_module
 from .fileformat import FORMAT_VERSION, FRAMING_BYTES, MAGIC, Ticket, TicketSizes, decode_ticket, encode_ticket, ticket_sizes
 
 __all__ = [
     "DENSE_SUFFIXES", "EPOCHS", "FORMAT_VERSION", "FRAMING_BYTES", "MAGIC", "Ticket", "TicketExport", "TicketSizes",
-    "check_dataset_fits", "decode_ticket", "dense_module", "encode_ticket", "evaluate_ticket", "network_from_checkpoint",
-    "read_ticket", "rebuild_network", "save_dense_module", "save_ticket", "ticket_from_checkpoint", "ticket_from_network",
-    "ticket_sizes", "write_ticket",
+    "check_dataset_fits", "check_dense_path", "decode_ticket", "dense_module", "dense_module_bytes", "encode_ticket",
+    "evaluate_ticket", "network_from_checkpoint", "read_ticket", "rebuild_network", "save_dense_module", "save_ticket", "ticket_bytes", "ticket_from_checkpoint",
+    "ticket_from_network", "ticket_sizes", "write_ticket",
 ]

@@ -134,12 +134,18 @@ def ticket_from_checkpoint(config: ExperimentConfig, state: Mapping[str, Any],
     return ticket_from_network(config, network, **record), network.memory_report()
 
 
-def save_ticket(path: str | Path, ticket: Ticket) -> TicketSizes:
-    """Write ``ticket`` to ``path`` atomically (a reader sees the old file or the whole new one)."""
+def ticket_bytes(ticket: Ticket) -> tuple[bytes, TicketSizes]:
+    """The file's bytes and the sizes of its sections."""
     blob = encode_ticket(ticket)
     sizes = ticket_sizes(ticket)
     if sizes.total != len(blob):
         raise AssertionError(f"encoded {len(blob)} bytes, sections add up to {sizes.total}")
+    return blob, sizes
+
+
+def save_ticket(path: str | Path, ticket: Ticket) -> TicketSizes:
+    """Write ``ticket`` to ``path`` atomically (a reader sees the old file or the whole new one)."""
+    blob, sizes = ticket_bytes(ticket)
     write_atomically(Path(path), blob)
     return sizes
 

@@ -49,22 +49,33 @@ def dense_module(config: ExperimentConfig, network: Network) -> nn.Module:
     return plain.eval()
 
 
-def save_dense_module(module: nn.Module, path: str | Path, config: ExperimentConfig) -> None:
-    """Write ``module`` as a ``.pt2`` torch.export program (image models) or a ``.pt`` state dict, atomically."""
-    path = Path(path)
+def check_dense_path(path: str | Path, config: ExperimentConfig) -> None:
+    """Refuse, before anything is computed, a dense-module file name whose kind ``config`` cannot be written as."""
+    suffix = Path(path).suffix
+    if suffix not in DENSE_SUFFIXES:
+        raise TicketFileError("the dense module file must end in .pt2 (a torch.export program) or .pt (a state dict), "
+                              f"got {Path(path).name}")
+    if suffix == ".pt2" and get_dataset_entry(config.dataset).input_kind != "image":
+        raise TicketFileError(f"a .pt2 program needs an image model; {config.model} takes graphs: "
+                              "write a .pt state dict instead")
+
+
+def dense_module_bytes(module: nn.Module, path: str | Path, config: ExperimentConfig) -> bytes:
+    """The file of ``module`` for ``path``'s suffix: a ``.pt2`` torch.export program (image models) or a ``.pt``
+    state dict."""
+    check_dense_path(path, config)
     entry = get_dataset_entry(config.dataset)
     buffer = io.BytesIO()
-    if path.suffix == ".pt2":
-        if entry.input_kind != "image":
-            raise TicketFileError(f"a .pt2 program needs an image model; {config.model} takes graphs: "
-                                  "write a .pt state dict instead")
+    if Path(path).suffix == ".pt2":
         example = torch.zeros(2, *entry.input_shape)
         batch = torch.export.Dim("batch", min=1)
         program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
         torch.export.save(program, buffer)
-    elif path.suffix == ".pt":
-        torch.save({key: value.detach().clone() for key, value in module.state_dict().items()}, buffer)
     else:
-        raise TicketFileError("the dense module file must end in .pt2 (a torch.export program) or .pt (a state dict), "
-                              f"got {path.name}")
-    write_atomically(path, buffer.getvalue())
+        torch.save({key: value.detach().clone() for key, value in module.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def save_dense_module(module: nn.Module, path: str | Path, config: ExperimentConfig) -> None:
+    """Write ``module`` as a ``.pt2`` torch.export program (image models) or a ``.pt`` state dict, atomically."""
+    write_atomically(Path(path), dense_module_bytes(module, path, config))

@@ -29,6 +29,7 @@ import torch
 
 from ..config import ExperimentConfig
 from ..errors import FrozenSLTError, TicketFileError
+from ..nesting import load_json
 
 MAGIC = b"\x89SLT\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -171,13 +172,18 @@ def decode_ticket(blob: bytes, source: str) -> Ticket:
     return _assemble(header, packed, stats, source)
 
 
+#: The header nests the config's sections of settings in the header object: three levels.
+HEADER_DEPTH = 3
+
+
 def _parse_header(raw: bytes, source: str) -> dict[str, Any]:
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = load_json(raw.decode("utf-8"), HEADER_DEPTH, f"{source}: the header",
+                           "an object holding the config's sections of settings", TicketFileError)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise TicketFileError(f"{source}: the header is not valid UTF-8 JSON ({error})") from None
     if not isinstance(header, dict) or set(header) != set(HEADER_KEYS):
-        found = sorted(header) if isinstance(header, dict) else type(header).__name__
+        found = sorted(map(str, header))[:20] if isinstance(header, dict) else type(header).__name__  # a crafted header may hold many
         raise TicketFileError(f"{source}: the header must be an object with keys {', '.join(HEADER_KEYS)}; found {found}")
     return header
 
