@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from frozen_slt.config import ExperimentConfig
 from frozen_slt.errors import FrozenSLTError, SweepConfigError
+from frozen_slt.nesting import check_text_depth, parse_limited
 from frozen_slt.settings import flatten_settings, merge_settings, parse_toml
 
 from trainables.points import TICKET_FAMILIES
@@ -28,6 +29,9 @@ SEARCHES = ("grid", "optuna")
 STRATEGIES = ("size-aware", "nsga2", "tpe", "gp", "random")
 SCHEDULERS = ("fifo", "mo-asha")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: A sweep file is a table of [section] tables, whose values may be lists or ([experiment.train]) tables.
+SWEEP_DEPTH = 3
+_SWEEP_NEEDS = "settings, [section] tables and their lists or [experiment.<section>] tables"
 
 
 def _fail(where: str, what: str, value: Any) -> None:
@@ -283,8 +287,13 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
     if not path.is_file():
         known = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.toml")))
         raise SweepConfigError(f"sweep config {str(path)!r} does not exist; shipped configs in {CONFIG_DIR}: {known}")
+    what = f"sweep config {path}"
     try:
-        data = parse_toml(path.read_text())
+        text = path.read_text()
+        check_text_depth(text, "toml", SWEEP_DEPTH, what, _SWEEP_NEEDS, SweepConfigError)
+        data = parse_limited(lambda: parse_toml(text), SWEEP_DEPTH, what, _SWEEP_NEEDS, SweepConfigError)
+    except SweepConfigError:
+        raise
     except (ValueError, UnicodeDecodeError) as error:
         raise SweepConfigError(f"cannot parse {path}: {error}") from None
     data.setdefault("name", path.stem)

@@ -44,11 +44,12 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def refuse(tmp_path: Path, *args: str, config: dict | None = None) -> tuple[str, float]:
-    """Run the sweep with ``args`` (storage and tracking store inside tmp_path unless ``args`` override them) and
-    check that it was refused cleanly; its error line and how long it took."""
+def refuse(tmp_path: Path, *args: str, config: dict | None = None, text: str | None = None) -> tuple[str, float]:
+    """Run the sweep with ``args`` (storage and tracking store inside tmp_path unless ``args`` override them) on the
+    grid above with ``config`` filled in, or on ``text``, and check that it was refused cleanly; its error line and
+    how long it took."""
     settings = {"search": "grid", "sparsity": "[0.5]", "lock_share": '"proportional"', "optuna_storage": ""} | (config or {})
-    (tmp_path / "sweep.toml").write_text(GRID.format(**settings))
+    (tmp_path / "sweep.toml").write_text(text if text is not None else GRID.format(**settings))
     before = listing(tmp_path)
     mark = uuid.uuid4().hex
     env = {MARK: mark, "RAY_TMPDIR": str(tmp_path / "ray-tmp"), "TMPDIR": str(tmp_path / "tmp"),
@@ -126,3 +127,10 @@ def test_a_grid_whose_frozen_points_are_pruned_sources_is_refused_naming_the_set
     line, _ = refuse(tmp_path, config=config)
     assert needle in line
     assert line.count("{") == 0  # the point is not printed (once, twice or at all): the setting is named
+
+
+def test_a_sweep_config_nested_deeper_than_its_format_is_refused(tmp_path):
+    line, _ = refuse(tmp_path, text="name = 'deep'\nvalue = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert line == (f"sweep: error: sweep config {tmp_path / 'sweep.toml'} nests arrays or tables more than 3 deep, "
+                    "deeper than its format needs (settings, [section] tables and their lists or [experiment.<section>] "
+                    "tables)")
