@@ -25,6 +25,9 @@ TOP_LEVEL = ("model", "dataset", "weight_trained")
 #: Input-only spellings of the ticket's split, resolved into prune_ratio/lock_ratio.
 ALTERNATE_KEYS = ("freeze_ratio", "lock_share")
 HASH_SCHEMA = 1
+#: The ticket settings a weight-trained baseline uses (its random initial weights); it ignores the others.
+WEIGHT_TRAINED_TICKET_KEYS = ("weight_init", "weight_seed")
+TICKET_KEYS = tuple(f.name for f in fields(TicketSpec))
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class ExperimentConfig:
             spec = getattr(self, section)
             out[section] = {f.name: getattr(spec, f.name) for f in fields(spec) if f.metadata["identity"]}
         if self.weight_trained:
-            out["ticket"] = {key: out["ticket"][key] for key in ("weight_init", "weight_seed")}
+            out["ticket"] = {key: out["ticket"][key] for key in WEIGHT_TRAINED_TICKET_KEYS}
         return out
 
     def config_hash(self) -> str:

@@ -166,6 +166,18 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, needle):
     assert not (tmp_path / "runs").exists()  # a run that cannot start leaves no directory behind
 
 
+@pytest.mark.parametrize("extra, needle", [
+    (["--sparsity", "0.3"], "so sparsity does not apply; drop it"),
+    (["--set", "ticket.scale=static", "--distribution", "epl"], "so distribution, scale do not apply; drop them"),
+])
+def test_ticket_settings_a_weight_trained_run_would_ignore_are_refused(tmp_path, capsys, extra, needle):
+    args = ["train", "--model", "conv2", "--dataset", "digits", "--weight-trained", "--epochs", "1", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "runs"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert "a weight-trained baseline trains every weight" in err and needle in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("name, text, needle", [
     ("broken.yaml", "model: [conv2\nsparsity: 0.5\n", "cannot parse config file"),
     ("data_dir.yaml", "data_dir: 5\n", "data_dir must be a path (a string) or unset, got 5"),

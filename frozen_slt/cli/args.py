@@ -7,9 +7,10 @@ import logging
 import textwrap
 from typing import Any, Iterable
 
-from ..config import ALTERNATE_KEYS, ExperimentConfig, default_value, leaf_fields
+from ..config import ALTERNATE_KEYS, TICKET_KEYS, WEIGHT_TRAINED_TICKET_KEYS, ExperimentConfig, default_value, leaf_fields
 from ..degenerate import degenerate_ticket_note
-from ..settings import load_config_file, merge_settings, parse_set_overrides
+from ..errors import ConfigError
+from ..settings import bare_key, load_config_file, merge_settings, parse_set_overrides
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,22 @@ def config_from_args(args: argparse.Namespace, names: Iterable[str]) -> Experime
     flat = merge_settings(flat, {name: getattr(args, name) for name in names if hasattr(args, name)})
     flat = merge_settings(flat, parse_set_overrides(getattr(args, "set", None) or []))
     config = ExperimentConfig.from_settings(flat)
+    _refuse_ignored_ticket_settings(config, flat)
     note = degenerate_ticket_note(config)
     if note:  # here, the one place both plan and train build their config
         log.warning(note)
     return config
+
+
+def _refuse_ignored_ticket_settings(config: ExperimentConfig, flat: dict[str, Any]) -> None:
+    """A weight-trained baseline trains every weight: the ticket's mask settings would be silently ignored
+    (they are not even part of its config hash), so a user who gives one is told instead."""
+    if not config.weight_trained:
+        return
+    kept = set(WEIGHT_TRAINED_TICKET_KEYS)
+    ignored = sorted({bare_key(key) for key in flat} & ((set(TICKET_KEYS) | set(ALTERNATE_KEYS)) - kept))
+    if ignored:
+        raise ConfigError(f"a weight-trained baseline trains every weight, so {', '.join(ignored)} "
+                          f"{'does' if len(ignored) == 1 else 'do'} not apply; drop "
+                          f"{'it' if len(ignored) == 1 else 'them'} (of the ticket's settings it uses only "
+                          f"{' and '.join(WEIGHT_TRAINED_TICKET_KEYS)})")
