@@ -5,8 +5,8 @@ Per forward of every masked layer: the freeze state is turned into a float terna
 two ``where``s override it with the frozen entries, the layer's local density is reduced from it (the
 authors use it for the dynamic scale and their logs), and ``W ⊙ mask`` is the effective weight; the
 gradient reaches the scores through autograd (``where``, the straight-through step, ``abs``). After
-every optimizer step the threshold is :func:`frozen_slt.threshold.reference_threshold`: pruned → −∞,
-locked → +∞, one concatenation, one full sort.
+every optimizer step the threshold is :func:`reference_threshold`: pruned → −∞, locked → +∞, one
+concatenation, one full sort. That formulation is also the tests' specification of τ (docs/method.md §4).
 
 Free scores receive exactly the project's gradient, ``(∂L/∂W_eff ⊙ W) ⊙ sign(S)``, in the same order
 of operations, so both train bit-identically; frozen scores get no gradient here (the ``where``s route
@@ -23,7 +23,32 @@ from torch.nn import functional as F
 from frozen_slt.config import ExperimentConfig
 from frozen_slt.layers import MaskedLayerMixin, masked_layers
 from frozen_slt.network import Network
-from frozen_slt.threshold import update_thresholds
+from frozen_slt.threshold import global_sparsity, selection_counts
+
+
+def reference_threshold(layers, zeros: int) -> torch.Tensor:
+    """The authors' τ: pruned → −∞, locked → +∞, free → |S|; a full sort; the ``zeros``-th smallest (−1 for none)."""
+    device = layers[0].score.device
+    if zeros == 0:
+        return torch.tensor(-1.0, device=device)
+    encoded = []
+    for layer in layers:
+        value = layer.score.detach().abs()
+        value = torch.where(layer.locked, torch.inf, value)
+        value = torch.where(layer.freeze_state == -1, -torch.inf, value)
+        encoded.append(value.reshape(-1))
+    ordered, _ = torch.sort(torch.cat(encoded))
+    return ordered[zeros - 1].clone()
+
+
+@torch.no_grad()
+def reference_update(model: torch.nn.Module) -> torch.Tensor:
+    """Store the authors' τ in every masked layer of ``model``; returns it."""
+    layers = masked_layers(model)
+    tau = reference_threshold(layers, selection_counts(layers, global_sparsity(layers)).zeros)
+    for layer in layers:
+        layer.threshold.copy_(tau)
+    return tau
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -78,5 +103,5 @@ def reference_step(network: Network, optimizer, config: ExperimentConfig, inputs
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    update_thresholds(network.model, "reference")
+    reference_update(network.model)
     return loss.detach()

@@ -22,15 +22,17 @@ import argparse
 
 import torch
 
-from frozen_slt import kernels
 from frozen_slt.data import get_dataset_entry
 from frozen_slt.initialize import initialize_ticket
 from frozen_slt.models import build_model, count_weights
 from frozen_slt.specs import TicketSpec
 from frozen_slt.layers import masked_layers
+from frozen_slt.fused.route import set_enabled
+from frozen_slt.fused.window import ThresholdWindow
 from frozen_slt.threshold import update_thresholds
 
 from paired import interleave, machine, median_ms, paired_ratio
+from reference import reference_update
 
 CASES = (("conv6", "cifar10"), ("resnet18", "cifar10"), ("resnet50", "imagenet"))
 
@@ -44,7 +46,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--eager", action="store_true", help="PyTorch operators instead of the fused CPU loops")
     args = parser.parse_args()
-    kernels.set_enabled(not args.eager)
+    set_enabled(not args.eager)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -61,19 +63,19 @@ def main() -> None:
         entry = get_dataset_entry(dataset)
         model = build_model(name, entry.input_shape, entry.num_classes).to(device)
         initialize_ticket(model, ticket)
-        layers = masked_layers(model)
+        layers, window = masked_layers(model), ThresholdWindow()
 
         def radix():
             for layer in layers:
                 layer.threshold.fill_(-1.0)  # no previous τ: the window is skipped
-            return update_thresholds(model, "fast")
+            return update_thresholds(model, window)
 
-        tau_slow = update_thresholds(model, "reference")
-        for tau_fast in (radix(), update_thresholds(model, "fast")):
+        tau_slow = reference_update(model)
+        for tau_fast in (radix(), update_thresholds(model, window)):
             if not torch.equal(tau_fast.view(torch.int32), tau_slow.view(torch.int32)):
                 raise SystemExit(f"{name}: fast threshold {tau_fast.item()!r} != reference {tau_slow.item()!r}")
-        times = interleave({"window": lambda: update_thresholds(model, "fast"), "radix": radix,
-                            "reference": lambda: update_thresholds(model, "reference")}, args.repeats, device)
+        times = interleave({"window": lambda: update_thresholds(model, window), "radix": radix,
+                            "reference": lambda: reference_update(model)}, args.repeats, device)
         window, by_radix = paired_ratio(times["reference"], times["window"]), paired_ratio(times["reference"], times["radix"])
         print(f"{name:<10} {count_weights(model):>12,} {median_ms(times['window']):>10.2f} {median_ms(times['radix']):>10.2f} "
               f"{median_ms(times['reference']):>10.2f}  {window.median:6.1f}x ({window.low_quartile:.1f}-"

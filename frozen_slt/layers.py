@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import kernels
-from .masking import FusedMaskedWeight, MaskedWeight
+from .fused import weight as fused_weight
+from .fused.route import EAGER, FUSED, route
+from .masking import MaskedWeight, dynamic_factor
 
 PRUNED, FREE, LOCKED = -1, 0, 1
 SCALE_MODES = ("none", "static", "dynamic")
@@ -50,8 +50,7 @@ class MaskedLayerMixin:
         self.sparsity = 0.0
         self.scale_mode = "none"
         self.pruned_count, self.locked_count, self.free_count = 0, 0, math.prod(shape)
-        self._preparer = None  # a weak reference to the ScoreSGD that prepares W_eff (prepare_for)
-        self._prepared = None  # (W_eff as a leaf tensor, the state it was computed from)
+        self._stepper = None  # a weak reference to the ScoreSGD that claimed this layer (claim)
 
     def set_freeze_state(self, state: torch.Tensor) -> None:
         """Install a ternary freeze state (``-1`` pruned, ``0`` free, ``+1`` locked) of the weight's shape."""
@@ -94,83 +93,38 @@ class MaskedLayerMixin:
         """The current binary mask (bool) of this layer under its threshold and freeze state."""
         return torch.where(self.free, self.score.detach().abs() > self.threshold, self.locked)
 
-    def fused_arrays(self) -> tuple[np.ndarray, ...] | None:
-        """NumPy views of score, weight, freeze state and threshold for :mod:`frozen_slt.kernels`, or None
-        where the fused loops do not apply (another device or dtype, or the loops switched off).
-
-        Kept between calls while the four tensors stay where they are (the views hold them, so their
-        memory cannot be reused by another tensor in the meantime).
-        """
-        tensors = (self.score, self.weight, self.freeze_state, self.threshold)
-        key = tuple(t.data_ptr() for t in tensors) + (self.score.device.type, kernels.enabled())
-        if getattr(self, "_fused_key", None) != key:
-            usable = self.weight.dtype == torch.float32 and self.score.dtype == torch.float32 and kernels.usable(*tensors)
-            self._fused_views = tuple(kernels.flat(t) for t in tensors) if usable else None
-            self._fused_key = key
-        return self._fused_views
-
     def __getstate__(self):
-        state = super().__getstate__()  # copies and pickles hold their own tensors: the views are rebuilt
-        state = {key: value for key, value in state.items() if key not in ("_fused_key", "_fused_views")}
-        return {**state, "_preparer": None, "_prepared": None}  # a copy is nobody's to prepare
+        state = super().__getstate__()  # copies and pickles hold their own tensors and are nobody's to step
+        state = {key: value for key, value in state.items() if key not in ("_route_cache", "_held_weight")}
+        return {**state, "_stepper": None}
 
     def static_factor(self) -> float:
         """The effective weight's constant factor: 1/√(1−k) for scale ``static``, else 1."""
         return 1.0 / math.sqrt(1.0 - self.sparsity) if self.scale_mode == "static" else 1.0
 
+    def dynamic_factor(self, kept: torch.Tensor, numel: int) -> torch.Tensor:
+        """The dynamic scale's factor for ``kept`` kept entries (docs/method.md §6)."""
+        return dynamic_factor(kept, numel, self.weight.dtype)
+
     def effective_weight(self) -> torch.Tensor:
-        arrays = self.fused_arrays()
-        if arrays is not None:
-            if self._is_prepared():
-                return self._prepared_weight(arrays)
-            return FusedMaskedWeight.apply(self.score, self.weight, arrays, self.scale_mode, self.static_factor())
-        return MaskedWeight.apply(self.score, self.weight, self.free_factor, self.frozen_bias, self.threshold,
-                                  self.scale_mode, self.static_factor())
+        """W_eff = keep ⊙ W ⊙ scale, by the implementation :func:`frozen_slt.fused.route.route` chooses."""
+        path = route(self)
+        if path.path == EAGER:
+            return MaskedWeight.apply(self.score, self.weight, self.free_factor, self.frozen_bias, self.threshold,
+                                      self.scale_mode, self.static_factor())
+        if path.path == FUSED:
+            return fused_weight.FusedMaskedWeight.apply(self.score, self.weight, path.views, self.scale_mode,
+                                                        fused_weight.static_scale(self), self.dynamic_factor)
+        return fused_weight.held_weight(self, path)
 
-    # A prepared effective weight (frozen_slt.score_sgd): W_eff is held as a leaf tensor that the forward
-    # uses as it is, so the backward stops at ∂L/∂W_eff, and the optimizer computes the score gradient,
-    # the update and the next W_eff in one fused loop. It is recomputed whenever the score, weight, freeze
-    # state, threshold or scale it was computed from has changed (seen through the tensors' version
-    # counters, as autograd sees in-place changes; a write through ``.data`` or a NumPy view is not seen).
+    def claim(self, optimizer) -> None:
+        """Let ``optimizer`` (a :class:`~frozen_slt.score_sgd.ScoreSGD`, held weakly) step this layer; None: nobody."""
+        self._stepper = None if optimizer is None else weakref.ref(optimizer)
+        fused_weight.forget(self)
 
-    def prepare_for(self, optimizer) -> None:
-        """Let ``optimizer`` (a :class:`~frozen_slt.score_sgd.ScoreSGD`, held weakly) prepare this layer's W_eff;
-        None: nobody does, the forward computes it with the score gradient in the graph."""
-        self._preparer, self._prepared = (None if optimizer is None else weakref.ref(optimizer)), None
-
-    def _is_prepared(self) -> bool:
-        preparer = self._preparer
-        return preparer is not None and preparer() is not None and self.scale_mode != "dynamic"
-
-    def prepared_arrays(self) -> tuple[np.ndarray, ...] | None:
-        """:meth:`fused_arrays` when the effective weight is prepared (a live optimizer, scale none or static,
-        the fused loops usable), else None."""
-        return self.fused_arrays() if self._is_prepared() else None
-
-    def _prepared_key(self, arrays: tuple[np.ndarray, ...]) -> tuple:
-        return (self._fused_key, self.score._version, self.weight._version, self.freeze_state._version,
-                float(arrays[3][0]), self.scale_mode, self.sparsity)
-
-    def _prepared_weight(self, arrays: tuple[np.ndarray, ...]) -> torch.Tensor:
-        if self._prepared is None or self._prepared[1] != self._prepared_key(arrays):
-            effective = torch.empty_like(self.weight)  # new memory: a graph that saved the old one keeps it
-            kernels.loops().masked_weight(*arrays, np.float32(self.static_factor()), self.scale_mode == "static",
-                                          kernels.flat(effective))
-            self.install_prepared_weight(effective, arrays)
-        return self._prepared[0]
-
-    def install_prepared_weight(self, effective: torch.Tensor, arrays: tuple[np.ndarray, ...]) -> None:
-        """Hold ``effective`` as the W_eff of the layer's current state (the caller vouches for its values;
-        ``arrays``: the layer's current :meth:`fused_arrays`)."""
-        self._prepared = (effective.requires_grad_(), self._prepared_key(arrays))
-
-    def prepared_gradient(self) -> torch.Tensor | None:
-        """∂L/∂W_eff accumulated on the prepared effective weight since it was last cleared, or None."""
-        return None if self._prepared is None else self._prepared[0].grad
-
-    def clear_prepared_gradient(self) -> None:
-        if self._prepared is not None:
-            self._prepared[0].grad = None
+    def stepper(self):
+        """The live optimizer that claimed this layer, or None."""
+        return None if self._stepper is None else self._stepper()
 
     def extra_repr(self) -> str:
         return (

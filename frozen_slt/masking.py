@@ -1,16 +1,13 @@
-"""The effective weight of a masked layer, ``W_eff = keep ⊙ W ⊙ factor``, as autograd functions (docs/method.md §3, §6).
+"""The effective weight of a masked layer, ``W_eff = keep ⊙ W ⊙ factor``, and its straight-through gradient,
+in PyTorch's operators (docs/method.md §3, §6): the reference formulation, which CUDA runs.
 
-:class:`MaskedWeight` computes it with PyTorch's operators (CUDA, and the CPU where the fused loops do
-not apply); :class:`FusedMaskedWeight` with one loop per direction from :mod:`frozen_slt.kernels` on
-the CPU. Both give the same bits; :meth:`frozen_slt.layers.MaskedLayerMixin.effective_weight` picks one.
+On the CPU the fused loops of :mod:`frozen_slt.fused` compute the same bits where
+:func:`frozen_slt.fused.route.route` sends a layer.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-
-from . import kernels
 
 _FLOAT32_MAX = torch.finfo(torch.float32).max
 
@@ -77,38 +74,3 @@ class MaskedWeight(torch.autograd.Function):
     def backward(ctx, grad_effective):
         score, weight = ctx.saved_tensors
         return straight_through_gradient(grad_effective, weight, score, ctx.factor), None, None, None, None, None, None
-
-
-class FusedMaskedWeight(torch.autograd.Function):
-    """:class:`MaskedWeight` on the CPU: one fused loop per direction (:mod:`frozen_slt.kernels`).
-
-    ``arrays`` are NumPy views of the layer's score, weight, freeze state and threshold. The result is
-    the eager one bit for bit, except that a dropped weight is always ``+0``.
-    """
-
-    @staticmethod
-    def forward(ctx, score, weight, arrays, scale_mode, static_factor):
-        scores, weights, states, threshold = arrays
-        effective = torch.empty_like(weight)
-        kept = kernels.loops().masked_weight(scores, weights, states, threshold, np.float32(static_factor),
-                                             scale_mode == "static", kernels.flat(effective))
-        factor: torch.Tensor | float = 1.0
-        if scale_mode == "static":
-            factor = static_factor
-        elif scale_mode == "dynamic":
-            factor = dynamic_factor(torch.full((), kept, dtype=torch.float32), effective.numel(), weight.dtype)
-            effective.mul_(factor)
-        ctx.save_for_backward(score, weight)  # autograd then refuses a backward after either changed in place
-        ctx.arrays, ctx.factor = arrays, factor
-        return effective
-
-    @staticmethod
-    def backward(ctx, grad_effective):
-        ctx.saved_tensors  # noqa: B018 (unpacking runs autograd's check that score and weight are unchanged)
-        scores, weights, _, _ = ctx.arrays
-        grad_effective = grad_effective.contiguous()
-        grad_score = torch.empty_like(grad_effective)
-        scaled = not (isinstance(ctx.factor, float) and ctx.factor == 1.0)
-        kernels.loops().masked_weight_grad(kernels.flat(grad_effective), weights, scores, np.float32(float(ctx.factor)),
-                                           scaled, kernels.flat(grad_score))
-        return grad_score, None, None, None, None

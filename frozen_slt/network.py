@@ -8,7 +8,7 @@ whose regenerated weights differ.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -17,6 +17,7 @@ from .config import ExperimentConfig
 from .data import get_dataset_entry
 from .errors import CorruptCheckpointError
 from .freezing import LayerFreezeCounts
+from .fused.window import ThresholdWindow
 from .initialize import draw_weights, freeze_plan, initialize_ticket
 from .layers import DENSE, MASKED, masked_layers
 from .memory import MemoryReport, account_memory, batchnorm_stat_values
@@ -33,6 +34,7 @@ class Network:
     freeze_counts: list[LayerFreezeCounts]
     fingerprint: str
     channels_last: bool = False
+    window: ThresholdWindow = field(default_factory=ThresholdWindow)  # where the next τ is looked for first
 
     def prepare_inputs(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """The model's inputs in its memory format: channels-last images when asked for (only ever set for images)."""

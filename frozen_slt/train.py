@@ -126,7 +126,7 @@ def train_step(network: Network, optimizer, config: ExperimentConfig, inputs: tu
     loss.backward()
     optimizer.step()
     if network.masked and not isinstance(optimizer, ScoreSGD):  # ScoreSGD's step updates τ itself
-        update_thresholds(network.model)
+        update_thresholds(network.model, network.window)
     return loss.detach(), logits.detach()
 
 

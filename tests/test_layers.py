@@ -1,25 +1,23 @@
-"""Masked layers: forward semantics and the straight-through gradient against plain autograd (docs/method.md §3, §6)."""
+"""Masked layers: forward semantics and the straight-through gradient (docs/method.md §3, §6), on both routes
+(the eager operators and the fused CPU loops), which must agree bit for bit."""
 
+import copy
 import math
 
 import pytest
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from frozen_slt.layers import LOCKED, PRUNED, MaskedConv2d, MaskedLinear
+from frozen_slt.fused import route as routes
+from frozen_slt.layers import LOCKED, MaskedConv2d, MaskedLinear
+from helpers import bits, fused_loops, random_layer
 
 
-def random_layer(layer, seed, pruned=5, locked=7):
-    generator = torch.Generator().manual_seed(seed)
-    layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator))
-    layer.score.data.copy_(torch.randn(layer.score.shape, generator=generator))
-    state = torch.zeros(layer.weight.numel(), dtype=torch.int8)
-    order = torch.randperm(layer.weight.numel(), generator=generator)
-    state[order[:pruned]] = PRUNED
-    state[order[pruned : pruned + locked]] = LOCKED
-    layer.set_freeze_state(state.view(layer.weight.shape))
-    layer.threshold.fill_(0.6)
-    return layer
+@pytest.fixture(params=[True, False], ids=["fused", "eager"])
+def fused(request):
+    with fused_loops(request.param):
+        yield request.param
 
 
 def plain_effective_weight(layer, sparsity, scale):
@@ -35,23 +33,21 @@ def plain_effective_weight(layer, sparsity, scale):
     return mask * layer.weight * factor
 
 
+def layer_and_inputs(kind):
+    if kind == "linear":
+        return MaskedLinear(12, 9), torch.randn(5, 12), F.linear
+    return MaskedConv2d(3, 4, 3, stride=1, padding=1), torch.randn(2, 3, 6, 6), lambda x, w: F.conv2d(x, w, None, 1, 1)
+
+
 @pytest.mark.parametrize("scale", ["none", "static", "dynamic"])
 @pytest.mark.parametrize("kind", ["linear", "conv"])
-def test_gradient_matches_plain_autograd(kind, scale):
+def test_gradient_matches_plain_autograd(kind, scale, fused):
     torch.manual_seed(0)  # inputs independent of the tests that ran before
-    if kind == "linear":
-        layer, x = MaskedLinear(12, 9), torch.randn(5, 12)
-        functional = F.linear
-    else:
-        layer, x = MaskedConv2d(3, 4, 3, stride=1, padding=1), torch.randn(2, 3, 6, 6)
-
-        def functional(inputs, weight):
-            return F.conv2d(inputs, weight, None, 1, 1)
-
+    layer, x, functional = layer_and_inputs(kind)
     random_layer(layer, seed=7)
     layer.configure(0.4, scale)
+    assert (routes.route(layer).path == routes.FUSED) == fused
     target = torch.randn_like(layer(x))
-
     loss = ((layer(x) - target) ** 2).sum()
     (grad_fast,) = torch.autograd.grad(loss, layer.score)
 
@@ -65,7 +61,34 @@ def test_gradient_matches_plain_autograd(kind, scale):
     assert grad_fast.abs().sum() > 0
 
 
-def test_mask_semantics_strict_threshold_and_freeze_override():
+def forward_and_gradient(layer, inputs, target):
+    layer.score.grad = None
+    output = layer(inputs)
+    ((output - target) ** 2).sum().backward()
+    return output.detach(), layer.score.grad.clone()
+
+
+@pytest.mark.parametrize("scale", ["none", "static", "dynamic"])
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_fused_route_gives_the_eager_bits(kind, scale):
+    torch.manual_seed(0)
+    layer, inputs, _ = layer_and_inputs(kind)
+    random_layer(layer, seed=3, pruned=40, locked=50)
+    layer.configure(0.4, scale)
+    target = torch.randn_like(layer(inputs))
+    free_magnitudes = layer.score.detach().abs()[layer.free]
+    # τ at the edges of §4 and in the middle, including one equal to a free score (|S| > τ is strict)
+    for tau in (-math.inf, -1.0, 0.0, free_magnitudes.median().item(), free_magnitudes[3].item(), math.inf):
+        layer.threshold.fill_(tau)
+        with fused_loops(True):
+            fused_output, fused_gradient = forward_and_gradient(layer, inputs, target)
+        with fused_loops(False):
+            eager_output, eager_gradient = forward_and_gradient(layer, inputs, target)
+        assert torch.equal(fused_output, eager_output), tau  # equal values; a dropped weight's zero may differ in sign
+        assert torch.equal(bits(fused_gradient), bits(eager_gradient)), tau
+
+
+def test_mask_semantics_strict_threshold_and_freeze_override(fused):
     layer = MaskedLinear(4, 1)
     layer.weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
     layer.score.data.copy_(torch.tensor([[0.5, -0.5, 0.1, 9.0]]))
@@ -75,9 +98,13 @@ def test_mask_semantics_strict_threshold_and_freeze_override():
     assert layer.keep_mask().tolist() == [[False, True, False, False]]  # locked kept, pruned dropped
     assert layer(torch.ones(1, 4)).item() == 2.0
     assert (layer.pruned_count, layer.locked_count, layer.free_count) == (1, 1, 2)
+    for tau, expected in ((0.05, [1.0, 2.0, 3.0, 0.0]), (math.inf, [0.0, 2.0, 0.0, 0.0]),
+                          (-math.inf, [1.0, 2.0, 3.0, 0.0])):
+        layer.threshold.fill_(tau)
+        assert layer.effective_weight().tolist() == [expected], tau
 
 
-def test_dynamic_scale_uses_current_density_and_survives_an_empty_mask():
+def test_dynamic_scale_counts_locked_entries_and_survives_an_empty_mask(fused):
     layer = MaskedLinear(4, 1)
     layer.weight.fill_(1.0)
     layer.score.data.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
@@ -86,15 +113,43 @@ def test_dynamic_scale_uses_current_density_and_survives_an_empty_mask():
     assert layer(torch.ones(1, 4)).item() == pytest.approx(2 / math.sqrt(0.5))
     layer.threshold.fill_(10.0)  # keeps none → output 0, not NaN
     assert layer(torch.ones(1, 4)).item() == 0.0
+    layer.set_freeze_state(torch.tensor([[1, 0, 0, -1]], dtype=torch.int8))
+    layer.threshold.fill_(2.5)  # keeps the locked entry and |3| → density 2/4
+    assert layer(torch.ones(1, 4)).item() == pytest.approx(2 / math.sqrt(0.5))
+    layer.threshold.fill_(math.inf)  # keeps the locked entry only → density 1/4
+    assert layer(torch.ones(1, 4)).item() == pytest.approx(1 / math.sqrt(0.25))
+
+
+def test_the_effective_weight_follows_every_change_of_the_layer(fused):
+    layer = random_layer(MaskedConv2d(2, 3, 3), seed=1)
+
+    def eager_weight():
+        with fused_loops(False):
+            return copy.deepcopy(layer).effective_weight().detach()
+
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    with torch.no_grad():
+        layer.score.mul_(-2.0)  # in place, seen by the version counter
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    layer.threshold.fill_(layer.score.detach().abs().median().item())
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    state = layer.freeze_state.clone()
+    layer.set_freeze_state(torch.zeros_like(state))
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    source = random_layer(MaskedConv2d(2, 3, 3), seed=2)
+    layer.load_state_dict(source.state_dict())
+    assert torch.equal(layer.effective_weight(), source.effective_weight())
+    layer.score = nn.Parameter(layer.score.detach().clone())  # a new tensor: new views
+    assert torch.equal(layer.effective_weight(), source.effective_weight())
 
 
 def test_freeze_state_survives_a_state_dict_round_trip():
     source = random_layer(MaskedConv2d(2, 3, 3), seed=1)
-    copy = MaskedConv2d(2, 3, 3)
-    copy.load_state_dict(source.state_dict())
-    assert torch.equal(copy.keep_mask(), source.keep_mask())
-    assert (copy.pruned_count, copy.locked_count) == (5, 7)
-    assert torch.equal(copy.free_index, source.free_index)
+    copied = MaskedConv2d(2, 3, 3)
+    copied.load_state_dict(source.state_dict())
+    assert torch.equal(copied.keep_mask(), source.keep_mask())
+    assert (copied.pruned_count, copied.locked_count) == (5, 7)
+    assert torch.equal(copied.free_index, source.free_index)
 
 
 def test_configure_rejects_bad_scale():

@@ -7,16 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from frozen_slt import kernels
 from frozen_slt import score_sgd
 from frozen_slt import threshold as thresholds
 from frozen_slt.config import ExperimentConfig
 from frozen_slt.data import load_dataset
+from frozen_slt.fused import loops
+from frozen_slt.fused import route as routes
+from frozen_slt.fused import weight as fused_weight
+from frozen_slt.fused.rounding import torch_sgd_rounding
+from frozen_slt.fused.window import ThresholdWindow
 from frozen_slt.layers import masked_layers
 from frozen_slt.network import build_network
-from frozen_slt.score_sgd import ScoreSGD, torch_sgd_rounding
+from frozen_slt.score_sgd import ScoreSGD
 from frozen_slt.train import make_optimizer, make_scheduler, train_step
-from test_kernels import bits, fused_loops
+from helpers import bits, fused_loops
 
 ROUNDING = torch_sgd_rounding()
 needs_fused_step = pytest.mark.skipif(
@@ -104,6 +108,7 @@ def test_fused_score_step_trains_like_torch_sgd_and_eager_masking(settings, sett
     cfg = config(**settings)
     fused, eager = Run(cfg, fused=True), Run(cfg, fused=False, optimizer=torch_sgd)
     assert fused.optimizer.rounding == ROUNDING
+    assert all(routes.route(layer).path == routes.FUSED_STEP for layer in fused.layers())
     steps = train_side_by_side(cfg, [fused, eager])  # two epochs: the cosine schedule changes lr in between
     assert settles["window"] >= 0.5 * steps and settles["window"] + settles["fallback"] == steps
     untrained = masked_layers(build_network(cfg, torch.device("cpu")).model)
@@ -116,8 +121,8 @@ def test_fused_score_step_trains_like_torch_sgd_and_eager_masking(settings, sett
 def test_fused_step_engages_on_the_default_sweeps_trial():
     network = build_network(config(model="conv6"), torch.device("cpu"))
     optimizer = make_optimizer(config(model="conv6"), network.model)
-    assert optimizer.rounding is not None
-    assert all(layer.prepared_arrays() is not None for layer in masked_layers(network.model))
+    assert optimizer.rounding is not None and optimizer.blocker is None
+    assert all(routes.route(layer).path == routes.FUSED_STEP for layer in masked_layers(network.model))
 
 
 @needs_fused_step
@@ -128,7 +133,7 @@ def test_edge_thresholds_and_window_misses_fall_back_with_the_same_bits(monkeypa
     assert settles["window"] == 0 and settles["fallback"] > 0
 
     def narrow(runs):  # a window one float step wide around the last τ: the next τ is almost never in it
-        runs[0].layers()[0]._window_half_width = 1
+        runs[0].optimizer.window.half_width = 1
 
     settles.update(window=0, fallback=0)
     cfg = config()
@@ -137,8 +142,9 @@ def test_edge_thresholds_and_window_misses_fall_back_with_the_same_bits(monkeypa
     assert settles["fallback"] > 0
 
     settles.update(window=0, fallback=0)
-    monkeypatch.setattr(thresholds, "_WINDOW_CAPACITY", 4)  # the window overflows its buffer
-    train_side_by_side(cfg, [Run(cfg, fused=True), Run(cfg, fused=False, optimizer=torch_sgd)], epochs=1)
+    overflowing = Run(cfg, fused=True)
+    overflowing.optimizer.window = ThresholdWindow(capacity=4)  # the window overflows its buffer
+    train_side_by_side(cfg, [overflowing, Run(cfg, fused=False, optimizer=torch_sgd)], epochs=1)
     assert settles["window"] == 0 and settles["fallback"] > 0
 
 
@@ -147,16 +153,20 @@ def test_without_a_reproducible_rounding_scoresgd_is_torch_sgd(monkeypatch):
     cfg = config()
     plain = Run(cfg, fused=True)
     assert plain.optimizer.rounding is None
-    assert all(layer.prepared_arrays() is None for layer in plain.layers())
+    assert all(routes.route(layer).path == routes.FUSED and "rounds" in routes.route(layer).reason
+               for layer in plain.layers())
     train_side_by_side(cfg, [plain, Run(cfg, fused=False, optimizer=torch_sgd)], epochs=1)
 
 
 def test_dynamic_scale_and_disabled_loops_take_the_ordinary_path():
     cfg = config(scale="dynamic")
     dynamic = Run(cfg, fused=True)
-    assert dynamic.optimizer.rounding is None
+    assert all(routes.route(layer).path == routes.FUSED for layer in dynamic.layers())
     train_side_by_side(cfg, [dynamic, Run(cfg, fused=False, optimizer=torch_sgd)], epochs=1)
-    assert Run(config(), fused=False).optimizer.rounding is None  # no fused loops: no fused step
+    switched_off = Run(config(), fused=False)
+    assert switched_off.optimizer.rounding is None  # no fused loops: the probe does not even run
+    with fused_loops(False):
+        assert all(routes.route(layer).path == routes.EAGER for layer in switched_off.layers())
 
 
 @needs_fused_step
@@ -191,9 +201,9 @@ def test_gradients_accumulate_on_the_prepared_weight_and_zero_grad_clears_them()
     layer = runs[0].layers()[0]
     with fused_loops(True):
         torch.nn.functional.cross_entropy(runs[0].network.model(batches[2][0]), batches[2][1]).backward()
-    assert layer.prepared_gradient() is not None and layer.score.grad is None
+    assert fused_weight.pending_gradient(layer) is not None and layer.score.grad is None
     runs[0].optimizer.zero_grad()
-    assert layer.prepared_gradient() is None
+    assert fused_weight.pending_gradient(layer) is None
 
 
 @needs_fused_step
@@ -206,8 +216,8 @@ def test_a_prepared_weight_follows_changes_made_outside_the_optimizer():
     layer = run.layers()[1]
 
     def eager_weight():
-        unprepared = copy.deepcopy(layer)  # a copy is nobody's to prepare
-        assert unprepared.prepared_arrays() is None
+        unprepared = copy.deepcopy(layer)  # a copy is nobody's to step
+        assert routes.route(unprepared).path == routes.FUSED
         return unprepared.effective_weight().detach()
 
     assert torch.equal(layer.effective_weight().detach(), eager_weight())
@@ -256,9 +266,8 @@ def test_scoresgd_needs_masked_layers_and_a_weight_trained_model_gets_torch_sgd(
 @pytest.mark.parametrize("threads", [1, 2])
 def test_score_step_rounds_like_torch_sgd_at_any_size(threads):
     torch.set_num_threads(threads)  # torch's kernel splits large tensors between threads
-    width, rounding = ROUNDING
     generator = torch.Generator().manual_seed(threads)
-    loops = kernels.loops()
+    window = loops.WindowBuffers(np.float32(0), np.float32(0), np.empty(1, np.float32), np.empty(1, np.int64))
     for size in (1, 7, 8, 9, 15, 16, 17, 31, 1000, 100_003):
         for decay in (0.0, 1e-4):
             start = torch.randn(size, generator=generator) * 0.1
@@ -266,15 +275,15 @@ def test_score_step_rounds_like_torch_sgd_at_any_size(threads):
             parameter = start.clone().requires_grad_()
             reference = torch.optim.SGD([parameter], lr=0.05, momentum=0.9, weight_decay=decay, fused=True)
             score, velocity = start.clone(), torch.empty(size)
-            rates = (np.float32(-0.05), np.float32(decay), np.float32(0.9), np.float32(1.0))
+            rates = loops.SGDRates(np.float32(-0.05), np.float32(decay), np.float32(0.9), np.float32(1.0))
             for step in range(3):
                 grad = torch.randn(size, generator=generator)
                 parameter.grad = (grad * weight) * parameter.detach().sign()
                 reference.step()
-                mode = (kernels.FIRST if step == 0 else 0) | (kernels.DECAYED if decay else 0) | rounding
-                loops.score_step(kernels.flat(grad), kernels.flat(weight), kernels.flat(score), kernels.flat(velocity),
-                                 np.zeros(size, np.int8), rates, mode, width, np.float32(0), np.float32(0),
-                                 np.empty(size, np.float32), np.empty(1, np.float32), np.empty(1, np.int64), 0)
+                arrays = loops.StepArrays(routes.flat(grad), routes.flat(weight), routes.flat(score),
+                                          routes.flat(velocity), np.zeros(size, np.int8), np.empty(size, np.float32))
+                flags = loops.StepFlags(first=step == 0, decayed=decay != 0, scaled=False)
+                loops.score_step(arrays, rates, flags, ROUNDING, window, 0)
                 assert torch.equal(bits(score), bits(parameter)), (size, decay, step)
                 assert torch.equal(bits(velocity), bits(reference.state[parameter]["momentum_buffer"])), (size, step)
 
