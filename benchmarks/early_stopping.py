@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from frozen_slt.pareto import hypervolume  # noqa: E402
+from sweeps.dominance import hypervolume  # noqa: E402
 from sweeps.spec import load_sweep_spec  # noqa: E402
 
 FAMILIES = ("dense", "pruned", "frozen")

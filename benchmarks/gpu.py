@@ -4,14 +4,14 @@ Data is CIFAR-10-sized random images written in CIFAR-10's own file format (50,0
 10,000 test images, read by the project's real loader and held on the GPU), so timings are those of
 the real dataset without downloading it. Subcommands, each within a few minutes on one H100:
 
-* ``sync``: runs training steps (:func:`frozen_slt.train.train_step`: forward, backward, optimizer, the
+* ``sync``: runs training steps (:func:`frozen_slt.training.loop.train_step`: forward, backward, optimizer, the
   fixed-shape threshold) under ``torch.cuda.set_sync_debug_mode("error")``: any operation that makes
   the host wait for the GPU raises, naming itself. The batches are taken from the loader first (its
   per-epoch shuffle is copied to the GPU once per epoch, outside the step).
 * ``step``: median step time of Conv6 and ResNet-18 at batch 128 in fp32, bf16 autocast with
   channels-last, and (``--compile``) the same with ``torch.compile`` of the model, interleaved, plus a
   profile of the fastest variant's step (the kernels that take its time, and the host time between them).
-* ``trial``: one :func:`frozen_slt.train.fit` run (``--model``, ``--epochs``, bf16 and channels-last
+* ``trial``: one :func:`frozen_slt.training.loop.fit` run (``--model``, ``--epochs``, bf16 and channels-last
   unless ``--fp32``) with a checkpoint per epoch as in a sweep; prints the time per epoch and in all.
 * ``packing``: ``sweeps/pareto.py`` on a grid of ``--trials`` such runs with ``--gpus-per-trial``
   (0.25: four trials per GPU), while ``nvidia-smi`` is sampled every second; prints how many trial
@@ -40,15 +40,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from paired import interleave, machine, median_ms, paired_ratio
 
-from frozen_slt.checkpoint import DirectoryStore
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.data import load_dataset
 from frozen_slt.data.loop import loop_view
-from frozen_slt.network import build_network
-from frozen_slt.train import fit, make_optimizer, train_step
-
-from paired import interleave, machine, median_ms, paired_ratio
+from frozen_slt.training.checkpoint import DirectoryStore
+from frozen_slt.training.loop import fit, train_step
+from frozen_slt.training.network import build_network
+from frozen_slt.training.optimizers import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKET = {"sparsity": 0.5, "freeze_ratio": 0.4}  # a frozen source, proportional lock share

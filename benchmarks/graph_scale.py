@@ -30,10 +30,15 @@ from pathlib import Path
 
 import torch
 
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.data.graph import GraphData
-from frozen_slt.network import build_network
-from frozen_slt.train import Reporter, evaluate_splits, make_optimizer, train_epoch
+from frozen_slt.training.loop import (
+    Reporter,
+    evaluate_splits,
+    make_optimizer,
+    train_epoch,
+)
+from frozen_slt.training.network import build_network
 
 NODES, RAW_EDGES, FEATURES, CLASSES = 169_343, 1_166_243, 128, 40
 SPLIT = (90_941, 29_799, 48_603)  # OGB's official train/valid/test sizes

@@ -20,10 +20,10 @@ from types import MethodType
 import torch
 from torch.nn import functional as F
 
-from frozen_slt.config import ExperimentConfig
-from frozen_slt.layers import MaskedLayerMixin, masked_layers
-from frozen_slt.network import Network
-from frozen_slt.threshold import global_sparsity, selection_counts
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.method.layers import MaskedLayerMixin, masked_layers
+from frozen_slt.method.threshold import global_sparsity, selection_counts
+from frozen_slt.training.network import Network
 
 
 def reference_threshold(layers, zeros: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Optuna-mode search strategies against the grid at equal trial budgets: each family's front hypervolume.
 
 Drives the sweeps' own strategies (``sweeps.strategies.SearchStrategy``: size-aware, NSGA-II, TPE, GP,
-random) in-process, without Ray: each suggestion is trained by ``frozen_slt.train.fit`` and told back
+random) in-process, without Ray: each suggestion is trained by ``frozen_slt.training.loop.fit`` and told back
 before the next is asked (one trial at a time), with a cache of results by config hash shared by all
 runs, so a point two strategies both ask for is trained once. The grids are the sweeps' own grid points
 (``sweeps.space.grid_points``). Every hypervolume is taken against one reference point (2 × the largest
@@ -31,9 +31,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from frozen_slt.checkpoint import write_atomically  # noqa: E402
-from frozen_slt.config import ExperimentConfig  # noqa: E402
-from frozen_slt.pareto import hypervolume  # noqa: E402
+from frozen_slt.config.experiment import ExperimentConfig  # noqa: E402
+from frozen_slt.files import write_atomically  # noqa: E402
+from sweeps.dominance import hypervolume  # noqa: E402
 from sweeps.spec import STRATEGIES, SweepSpec  # noqa: E402
 
 FAMILIES = ("dense", "pruned", "frozen")
@@ -50,8 +50,8 @@ def train(point: dict, settings: dict, cache: Path) -> dict:
     """(family, size_bits, val_accuracy, config_hash) of a point, from the cache or trained now."""
     import torch
 
-    from frozen_slt.train import fit
-    from trainables.points import point_config
+    from frozen_slt.config.points import point_config
+    from frozen_slt.training.loop import fit
 
     config = point_config(ExperimentConfig.from_settings(settings), point)
     path = cache / f"{config.config_hash()}.json"
@@ -137,7 +137,7 @@ def plot(runs: dict, budget: int, path: Path, strategies: list[str]) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from frozen_slt.pareto import pareto_front
+    from sweeps.dominance import pareto_front
     from sweeps.fronts import COLOURS
 
     methods = ["grid", *strategies]

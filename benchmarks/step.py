@@ -3,7 +3,7 @@
 Four sides train the same architecture on the same batches, in one process, interleaved step by step
 (the order rotating every round), after a few untimed warm-up steps each:
 
-* ``project``: :func:`frozen_slt.train.train_step` on a ticket (k = 0.5, f = 0.4, proportional lock
+* ``project``: :func:`frozen_slt.training.loop.train_step` on a ticket (k = 0.5, f = 0.4, proportional lock
   share), the step ``fit`` runs;
 * ``reference``: the same ticket trained by the authors' algorithm (:mod:`reference`): a float ternary
   mask rebuilt with two ``where``s in every forward, a local-sparsity reduction per layer, and after
@@ -35,16 +35,16 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.nn import functional as F
-
-from frozen_slt.config import ExperimentConfig
-from frozen_slt.data import load_dataset
-from frozen_slt.layers import masked_layers
-from frozen_slt.network import Network, build_network
-from frozen_slt.train import make_optimizer, train_step
-
 from paired import interleave, machine, median_ms, paired_ratio
 from reference import install_reference, reference_optimizer, reference_step
+from torch.nn import functional as F
+
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.data import load_dataset
+from frozen_slt.method.layers import masked_layers
+from frozen_slt.training.loop import train_step
+from frozen_slt.training.network import Network, build_network
+from frozen_slt.training.optimizers import make_optimizer
 
 TICKET = {"sparsity": 0.5, "freeze_ratio": 0.4}  # a frozen source: pruned, locked and free entries
 

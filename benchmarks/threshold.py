@@ -21,18 +21,17 @@ from __future__ import annotations
 import argparse
 
 import torch
-
-from frozen_slt.data import get_dataset_entry
-from frozen_slt.initialize import initialize_ticket
-from frozen_slt.models import build_model, count_weights
-from frozen_slt.specs import TicketSpec
-from frozen_slt.layers import masked_layers
-from frozen_slt.fused.route import set_enabled
-from frozen_slt.fused.window import ThresholdWindow
-from frozen_slt.threshold import update_thresholds
-
 from paired import interleave, machine, median_ms, paired_ratio
 from reference import reference_update
+
+from frozen_slt.config.specs import TicketSpec
+from frozen_slt.data import get_dataset_entry
+from frozen_slt.fused.route import set_enabled
+from frozen_slt.fused.window import ThresholdWindow
+from frozen_slt.method.initialize import initialize_ticket
+from frozen_slt.method.layers import masked_layers
+from frozen_slt.method.threshold import update_thresholds
+from frozen_slt.models import build_model, count_weights
 
 CASES = (("conv6", "cifar10"), ("resnet18", "cifar10"), ("resnet50", "imagenet"))
 

@@ -3,7 +3,7 @@
 The trial is a point of ``sweeps/configs/digits.toml`` (Conv6 on digits, 6 epochs, batch 32; by default
 the frozen source k = 0.5, f = 0.4, proportional lock share), on one thread as the sweep runs it.
 
-* ``direct``: a fresh Python process calls :func:`frozen_slt.train.fit` with a checkpoint store that
+* ``direct``: a fresh Python process calls :func:`frozen_slt.training.loop.fit` with a checkpoint store that
   writes like the sweep's (one fsync'd checkpoint per evaluation). The phases are timed by wrapping the
   functions ``fit`` calls (data, model build, optimizer, training epochs, evaluations, checkpoints):
   what is measured is exactly what ``fit`` does.
@@ -41,14 +41,14 @@ POINTS = {
     "dense": {"family": "dense", "sparsity": 0.5, "seed": 0},
     "weight_trained": {"family": "weight_trained", "seed": 0},
 }
-#: fit's collaborators, timed by wrapping them in frozen_slt.train's namespace (fit looks them up there).
+#: fit's collaborators, timed by wrapping them in frozen_slt.training.loop's namespace (fit looks them up there).
 PHASES = {"load_dataset": "data", "build_network": "model build", "make_optimizer": "optimizer",
           "train_epoch": "training steps", "evaluate_splits": "evaluations", "_save": "checkpoints"}
 
 
 def install_timers(totals: dict[str, float]) -> None:
     """Wrap fit's collaborators (and ``tune.report`` when Ray is loaded) so their seconds add up in ``totals``."""
-    import frozen_slt.train as train
+    import frozen_slt.training.loop as train
 
     def timed(function, phase):
         @functools.wraps(function)
@@ -70,8 +70,8 @@ def install_timers(totals: dict[str, float]) -> None:
 
 def base_and_config(point: dict):
     sys.path.insert(0, str(ROOT))
+    from frozen_slt.config.points import point_config
     from sweeps.spec import DEFAULT_CONFIG, load_sweep_spec
-    from trainables.points import point_config
 
     base = load_sweep_spec(DEFAULT_CONFIG).base_config()
     return base, point_config(base, point)
@@ -82,8 +82,8 @@ def direct_child(point: dict, spawned: float) -> dict:
     started = time.time()
     import torch
 
-    from frozen_slt.checkpoint import write_checkpoint
-    from frozen_slt.train import fit
+    from frozen_slt.training.checkpoint import write_checkpoint
+    from frozen_slt.training.loop import fit
 
     base, config = base_and_config(point)
     imported = time.time()
@@ -123,7 +123,7 @@ def timed_trial(config, base, fault=None, state_root=None, report_dir=None):
     entered = time.time()
     from ray import tune
 
-    import frozen_slt.train as train
+    import frozen_slt.training.loop as train
     from trainables.tune_trainable import train_trial
 
     for name in PHASES:  # undo a previous trial's timers in this (reused) worker

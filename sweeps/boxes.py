@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from frozen_slt.errors import SweepConfigError
-from frozen_slt.ratios import lock_share_bounds
+from frozen_slt.method.ratios import lock_share_bounds
 
 #: Smallest lock share a frozen source gets (s = 0 is the pruned family).
 MIN_FROZEN_LOCK_SHARE = 0.01
@@ -65,7 +65,7 @@ class FamilyBox:
         return (low, min(high, self.sparsity_range[1])) if self.family == "pruned" else (low, high)
 
     def point(self, box: Mapping[str, float], seed: int) -> dict[str, Any]:
-        """The search point (see trainables.points) at box coordinates ``box`` (exactly ``dimensions``)."""
+        """The search point (see frozen_slt.config.points) at box coordinates ``box`` (exactly ``dimensions``)."""
         if set(box) != set(self.dimensions) or not all(0.0 <= float(u) <= 1.0 for u in box.values()):
             raise ValueError(f"box coordinates of the {self.family} box are {self.dimensions} in [0, 1], got {dict(box)}")
         k_low, k_high = self.sparsity_range

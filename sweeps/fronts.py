@@ -19,8 +19,9 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-from frozen_slt.pareto import hypervolume, pareto_front  # noqa: E402
-from trainables.points import TICKET_FAMILIES  # noqa: E402
+from frozen_slt.config.points import TICKET_FAMILIES  # noqa: E402
+
+from .dominance import hypervolume, pareto_front  # noqa: E402
 
 COLOURS = {"dense": "tab:blue", "pruned": "tab:orange", "frozen": "tab:green", "weight_trained": "black"}
 COLUMNS = ("family", "size_bits", "val_accuracy", "test_accuracy", "sparsity", "freeze_ratio", "lock_share",

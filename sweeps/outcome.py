@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frozen_slt.config import ExperimentConfig
-from trainables.points import point_config, trial_point
-from trainables.tune_trainable import trained_full_budget
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.config.points import point_config
+from trainables.tune_trainable import trained_full_budget, trial_point
 
 from .spec import SweepSpec
 

@@ -24,7 +24,12 @@ if __package__ in (None, ""):  # run as a script: import the project's packages,
 from frozen_slt.errors import FrozenSLTError, SweepConfigError  # noqa: E402
 from sweeps.fronts import format_fronts  # noqa: E402
 from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
-from sweeps.spec import DEFAULT_CONFIG, STRATEGIES, load_sweep_spec, smoke_spec  # noqa: E402
+from sweeps.spec import (  # noqa: E402
+    DEFAULT_CONFIG,
+    STRATEGIES,
+    load_sweep_spec,
+    smoke_spec,
+)
 from sweeps.tracking import browse_instructions, default_tracking_uri  # noqa: E402
 
 

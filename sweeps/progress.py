@@ -11,7 +11,7 @@ from typing import Any, Callable, TextIO
 
 from ray import tune
 
-from trainables.points import trial_point
+from trainables.tune_trainable import trial_point
 
 STATUS_EVERY_S = 30.0
 

@@ -9,12 +9,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from frozen_slt.checkpoint import write_atomically
 from frozen_slt.errors import SweepConfigError, SweepError
-
+from frozen_slt.files import write_atomically
 from trainables.tune_trainable import train_trial
 
-from .cluster import check_resources, local_ray_record, reap_local_ray, start_ray, warn_if_storage_is_not_shared
+from .cluster import (
+    check_resources,
+    local_ray_record,
+    reap_local_ray,
+    start_ray,
+    warn_if_storage_is_not_shared,
+)
 from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
 from .outcome import SweepOutcome, collect, early_stopping_summary
 from .progress import ProgressCallback

@@ -3,7 +3,7 @@
 Rungs lie at ``grace_epochs · η^i`` epochs, below the trials' epoch budget. When a ticket trial first
 reports an epoch at or past a rung, its running best validation accuracy and its ticket size (known
 before training) are recorded at that rung, and it goes on only if it is among the best ⌈n/η⌉ of the n
-trials of its own family recorded there, in :func:`frozen_slt.pareto.promotion_order` (non-dominated
+trials of its own family recorded there, in :func:`sweeps.dominance.promotion_order` (non-dominated
 rank over accuracy ↑ and size ↓, then the hypervolume each adds to its layer, then accuracy, size,
 arrival). The decision is taken once, asynchronously, against the trials recorded so far (ASHA's rule:
 the first trial at a rung always goes on), and never revised. Families (dense, pruned, frozen) are ranked apart so that every
@@ -26,8 +26,9 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from frozen_slt.checkpoint import write_atomically
-from frozen_slt.pareto import promotion_order
+from frozen_slt.files import write_atomically
+
+from .dominance import promotion_order
 
 #: The result keys a decision reads (see trainables.tune_trainable).
 EPOCH, ACCURACY, SIZE, FAMILY = "epoch", "best_val_accuracy", "ticket_bits", "family"

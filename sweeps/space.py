@@ -9,13 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from frozen_slt.config.points import point_config
 from frozen_slt.errors import FrozenSLTError, InfeasibleSettingError, SweepConfigError
-from frozen_slt.ratios import RATIO_TOLERANCE, lock_share_bounds, resolve_lock_share
-
-from trainables.points import point_config
+from frozen_slt.method.ratios import (
+    RATIO_TOLERANCE,
+    lock_share_bounds,
+    resolve_lock_share,
+)
 
 from .spec import SweepSpec
 from .strategies import family_budgets, plan_cells
+
 #: Infeasible (k, f) pairs named in full in an error; the rest are counted.
 NAMED_PAIRS = 5
 

@@ -16,12 +16,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.config.points import TICKET_FAMILIES
+from frozen_slt.config.settings import flatten_settings, merge_settings, parse_toml
 from frozen_slt.errors import FrozenSLTError, SweepConfigError
 from frozen_slt.nesting import check_text_depth, parse_limited
-from frozen_slt.settings import flatten_settings, merge_settings, parse_toml
-
-from trainables.points import TICKET_FAMILIES
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "digits.toml"

@@ -37,8 +37,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from frozen_slt.config.points import coordinates
 from frozen_slt.errors import SweepConfigError
-from trainables.points import coordinates
 
 from .boxes import FamilyBox, size_freeze_ratios
 from .spec import STRATEGIES

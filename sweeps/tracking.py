@@ -20,9 +20,9 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from frozen_slt.config import ExperimentConfig
-from trainables.points import coordinates, point_config, trial_point
-from trainables.tune_trainable import trained_full_budget
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.config.points import coordinates, point_config
+from trainables.tune_trainable import trained_full_budget, trial_point
 
 from .scheduler import stop_records
 from .tickets import hand_back_ticket

@@ -11,12 +11,15 @@ from pathlib import Path
 import torch
 
 from frozen_slt.fused.route import set_enabled
-from frozen_slt.layers import LOCKED, PRUNED, MaskedLinear
+from frozen_slt.method.layers import LOCKED, PRUNED, MaskedLinear
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY / "benchmarks"))
 
-from reference import reference_threshold, reference_update  # noqa: E402  (the authors' formulation of τ)
+from reference import (  # noqa: E402  (the authors' formulation of τ)
+    reference_threshold,
+    reference_update,
+)
 
 __all__ = ["REPOSITORY", "bits", "fused_loops", "make_layers", "random_layer", "reference_threshold",
            "reference_update"]

@@ -4,8 +4,10 @@ import os
 
 import pytest
 import torch
+from hostile import CreatesFile, EvalCreatesFile, SystemCreatesFile
 
-from frozen_slt.checkpoint import (
+from frozen_slt.errors import CorruptCheckpointError
+from frozen_slt.training.checkpoint import (
     DirectoryStore,
     check_fit_state,
     decode_checkpoint,
@@ -13,8 +15,6 @@ from frozen_slt.checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
-from frozen_slt.errors import CorruptCheckpointError
-from hostile import CreatesFile, EvalCreatesFile, SystemCreatesFile
 
 
 def test_round_trip(tmp_path):
@@ -36,7 +36,7 @@ def test_valid_checksum_with_disallowed_content_is_a_corrupt_checkpoint_and_runs
 
 
 def fit_state(epoch: int = 1) -> dict:
-    """A state with the structure frozen_slt.train.fit checkpoints (config hash "abc", 3 epochs)."""
+    """A state with the structure frozen_slt.training.loop.fit checkpoints (config hash "abc", 3 epochs)."""
     model = {"layer.score": torch.zeros(2, 2), "layer.threshold": torch.tensor(-1.0)}
     history = [{"epoch": e, "val_accuracy": 0.5, "test_accuracy": 0.25, "realised_sparsity": 0.5} for e in range(epoch + 1)]
     best = {"epoch": 0, "val_accuracy": 0.5, "test_accuracy": 0.25, "realised_sparsity": 0.5, "model": dict(model)}

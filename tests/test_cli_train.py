@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from fake_datasets import write_fake_cifar10
 from hostile import CreatesFile
-from frozen_slt.checkpoint import encode_checkpoint, read_checkpoint
+
 from frozen_slt.cli import build_parser, main
 from frozen_slt.cli.runs import train_config
+from frozen_slt.training.checkpoint import encode_checkpoint, read_checkpoint
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 TRAIN = ["train", "--model", "conv2", "--dataset", "digits", "--sparsity", "0.5", "--freeze-ratio", "0.5", "--device", "cpu"]

@@ -4,13 +4,18 @@ from dataclasses import replace
 
 import pytest
 
-from frozen_slt.config import ALTERNATE_KEYS, ExperimentConfig, leaf_fields
+from frozen_slt.config.experiment import ALTERNATE_KEYS, ExperimentConfig, leaf_fields
+from frozen_slt.config.recipes import MODEL_RECIPES
+from frozen_slt.config.specs import ConfigError, DataSpec, TicketSpec, TrainSpec
 from frozen_slt.data import DATASETS
-from frozen_slt.models import MODELS
-from frozen_slt.recipes import MODEL_RECIPES
-from frozen_slt.specs import ConfigError, DataSpec, TicketSpec, TrainSpec
 from frozen_slt.errors import FrozenSLTError
-from frozen_slt.ratios import InfeasibleSettingError, floor_count, lock_share_bounds, resolve_lock_share
+from frozen_slt.method.ratios import (
+    InfeasibleSettingError,
+    floor_count,
+    lock_share_bounds,
+    resolve_lock_share,
+)
+from frozen_slt.models import MODELS
 from frozen_slt.registry import UnknownNameError
 
 
@@ -44,7 +49,7 @@ def test_a_lock_share_given_for_a_dense_source_is_refused_not_ignored(overrides)
 def test_a_sweep_may_still_make_a_dense_point_of_a_frozen_base():
     base = ExperimentConfig.from_settings({"freeze_ratio": 0.5, "lock_share": 0.3, "sparsity": 0.5})
     assert base.ticket.lock_ratio == pytest.approx(0.15)
-    assert base.with_overrides({"freeze_ratio": 0.0, "sparsity": 0.7}).family == "dense"  # trainables.points' dense point
+    assert base.with_overrides({"freeze_ratio": 0.0, "sparsity": 0.7}).family == "dense"  # frozen_slt.config.points' dense point
     assert ExperimentConfig().with_overrides({"lock_share": "proportional"}).family == "dense"  # the default, said aloud
 
 

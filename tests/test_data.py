@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-
-from fake_datasets import cifar_label_from_image, imagenet_label_from_image, write_fake_cifar10, write_fake_imagenet
+from fake_datasets import (
+    cifar_label_from_image,
+    imagenet_label_from_image,
+    write_fake_cifar10,
+    write_fake_imagenet,
+)
 from hostile import CreatesFile, EvalCreatesFile, SystemCreatesFile
-from frozen_slt.specs import DataSpec
+
+from frozen_slt.config.specs import DataSpec
 from frozen_slt.data import DatasetError, load_dataset
 from frozen_slt.data.cifar10 import MEAN, STD
 from frozen_slt.data.tensor_images import PAD, crop_flip

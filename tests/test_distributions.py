@@ -4,15 +4,15 @@ import math
 
 import pytest
 
-import frozen_slt.distributions as distributions
-from frozen_slt.distributions import (
+import frozen_slt.method.distributions as distributions
+from frozen_slt.method.distributions import (
     DISTRIBUTIONS,
     AllocationError,
     allocate_freeze_fractions,
     freeze_counts,
     layer_sparsities,
 )
-from frozen_slt.ratios import floor_count
+from frozen_slt.method.ratios import floor_count
 from frozen_slt.registry import UnknownNameError
 
 RULES = ["erk", "epl", "igq", "uniform"]

@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from frozen_slt.specs import TicketSpec
-from frozen_slt.freezing import LayerFreezeCounts, sample_freeze_pattern
-from frozen_slt.initialize import INITS, initialize_ticket
-from frozen_slt.layers import LOCKED, PRUNED, MaskedConv2d, MaskedLinear
+from frozen_slt.config.specs import TicketSpec
+from frozen_slt.method.freezing import LayerFreezeCounts, sample_freeze_pattern
+from frozen_slt.method.initialize import initialize_ticket
+from frozen_slt.method.inits import INITS
+from frozen_slt.method.layers import LOCKED, PRUNED, MaskedConv2d, MaskedLinear
 
 
 def small_model():

@@ -6,16 +6,17 @@ import copy
 import numpy as np
 import pytest
 import torch
+from helpers import bits, fused_loops, random_layer
 
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.data import load_dataset
 from frozen_slt.fused import loops as loops_module
 from frozen_slt.fused import route as routes
-from frozen_slt.layers import MaskedConv2d, MaskedLinear, masked_layers
-from frozen_slt.network import build_network
-from frozen_slt.score_sgd import ScoreSGD
-from frozen_slt.train import make_optimizer, train_step
-from helpers import bits, fused_loops, random_layer
+from frozen_slt.method.layers import MaskedConv2d, MaskedLinear, masked_layers
+from frozen_slt.training.loop import train_step
+from frozen_slt.training.network import build_network
+from frozen_slt.training.optimizers import make_optimizer
+from frozen_slt.training.score_sgd import ScoreSGD
 
 
 def test_route_says_where_a_layer_runs_and_why(monkeypatch):

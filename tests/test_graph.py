@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from graph_fixtures import CLASSES, NODES, SPLIT, write_tiny_arxiv, write_tiny_arxiv_zip
-from frozen_slt.checkpoint import DirectoryStore
-from frozen_slt.config import ExperimentConfig
+
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.config.specs import DataSpec
 from frozen_slt.data import DatasetError, load_dataset
 from frozen_slt.data.graph import GraphData
 from frozen_slt.data.loop import loop_view
 from frozen_slt.data.synthetic_graph import load_synthetic_graph
-from frozen_slt.specs import DataSpec
-from frozen_slt.train import Reporter, fit
+from frozen_slt.training.checkpoint import DirectoryStore
+from frozen_slt.training.loop import Reporter, fit
 
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[1]

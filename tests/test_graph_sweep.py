@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from frozen_slt.config import ExperimentConfig
-from frozen_slt.train import fit
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.training.loop import fit
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "sweeps" / "configs" / "synthetic-arxiv-gin.toml"

@@ -4,12 +4,12 @@ at τ allowed exactly as far as they can go (docs/method.md §4)."""
 import pytest
 import torch
 
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.errors import TrainingDivergedError
-from frozen_slt.health import check_training_state, mask_problem
-from frozen_slt.layers import PRUNED, MaskedLinear
-from frozen_slt.network import build_network
-from frozen_slt.threshold import update_thresholds
+from frozen_slt.method.layers import PRUNED, MaskedLinear
+from frozen_slt.method.threshold import update_thresholds
+from frozen_slt.training.health import check_training_state, mask_problem
+from frozen_slt.training.network import build_network
 
 
 def layer_with_scores(scores, sparsity, state=None):

@@ -21,10 +21,21 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fake_datasets import write_fake_imagenet
-from frozen_slt.checkpoint import encode_checkpoint, read_checkpoint, write_checkpoint
-from hostile import REPOSITORY, SystemCreatesFile, assert_one_line_error, frozen_slt, listing, run_command
+from hostile import (
+    REPOSITORY,
+    SystemCreatesFile,
+    assert_one_line_error,
+    frozen_slt,
+    listing,
+    run_command,
+)
+
+from frozen_slt.training.checkpoint import (
+    encode_checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
 
 TRAIN = ("train", "--model", "conv2", "--dataset", "digits", "--epochs", "1", "--device", "cpu")
 
@@ -288,7 +299,7 @@ def test_scores_that_become_nan_stop_the_run_with_one_line_and_status_1(tmp_path
 # -- one run at a time in a run directory ---------------------------------------------------------------------
 
 HOLD_LOCK = ("import sys, time\n"
-             "from frozen_slt.rundir import RunDirectory\n"
+             "from frozen_slt.cli.rundir import RunDirectory\n"
              "RunDirectory(sys.argv[1]).lock()\n"
              "print('locked', flush=True)\n"
              "time.sleep(600)\n")

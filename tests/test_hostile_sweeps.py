@@ -12,7 +12,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from hostile import REPOSITORY, assert_one_line_error, listing, run_command
 from ray_processes import MARK, marked_processes
 

@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
+from helpers import bits, fused_loops, random_layer
 from torch import nn
 from torch.nn import functional as F
 
 from frozen_slt.fused import route as routes
-from frozen_slt.layers import LOCKED, MaskedConv2d, MaskedLinear
-from helpers import bits, fused_loops, random_layer
+from frozen_slt.method.layers import LOCKED, MaskedConv2d, MaskedLinear
 
 
 @pytest.fixture(params=[True, False], ids=["fused", "eager"])

@@ -2,8 +2,8 @@
 
 import pytest
 
-from frozen_slt.freezing import LayerFreezeCounts
-from frozen_slt.memory import account_memory
+from frozen_slt.method.freezing import LayerFreezeCounts
+from frozen_slt.method.memory import account_memory
 
 # Conv6 on 3x32x32 / 10 classes with f = 0.7, k = 0.5, proportional split (p = r = 0.35), uniform rule:
 # every layer prunes ⌊0.35·n⌋ and locks ⌊0.35·n⌋ of its n weights.

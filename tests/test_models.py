@@ -4,8 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from frozen_slt.layers import DENSE, MASKED, weight_layers
-from frozen_slt.models import MODELS, ModelDatasetMismatchError, build_model, check_model_fits, count_weights
+from frozen_slt.method.layers import DENSE, MASKED, weight_layers
+from frozen_slt.models import (
+    MODELS,
+    ModelDatasetMismatchError,
+    build_model,
+    check_model_fits,
+    count_weights,
+)
 from frozen_slt.registry import UnknownNameError
 
 TOTALS = [

@@ -2,9 +2,14 @@
 
 import pytest
 
+from frozen_slt.config.settings import read_settings_file
 from frozen_slt.errors import ConfigError, FrozenSLTError
-from frozen_slt.nesting import check_data_depth, check_text_depth, load_json, parse_limited
-from frozen_slt.settings import read_settings_file
+from frozen_slt.nesting import (
+    check_data_depth,
+    check_text_depth,
+    load_json,
+    parse_limited,
+)
 
 DEEP = "[" * 100_000 + "]" * 100_000
 

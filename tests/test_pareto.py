@@ -4,7 +4,13 @@ import math
 
 import pytest
 
-from frozen_slt.pareto import hypervolume, hypervolume_contributions, non_dominated_ranks, pareto_front, promotion_order
+from sweeps.dominance import (
+    hypervolume,
+    hypervolume_contributions,
+    non_dominated_ranks,
+    pareto_front,
+    promotion_order,
+)
 
 
 def test_front_by_hand():

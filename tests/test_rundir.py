@@ -2,8 +2,8 @@
 
 import pytest
 
+from frozen_slt.cli.rundir import RunDirectory
 from frozen_slt.errors import RunDirectoryError
-from frozen_slt.rundir import RunDirectory
 
 
 class Failed(Exception):

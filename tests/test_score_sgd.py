@@ -1,4 +1,4 @@
-"""ScoreSGD (frozen_slt.score_sgd) trains a ticket bit for bit like torch's fused SGD followed by the threshold
+"""ScoreSGD (frozen_slt.training.score_sgd) trains a ticket bit for bit like torch's fused SGD followed by the threshold
 update, whether its fused score step runs or one of its fallbacks does."""
 
 import copy
@@ -6,21 +6,22 @@ import copy
 import numpy as np
 import pytest
 import torch
+from helpers import bits, fused_loops
 
-from frozen_slt import score_sgd
-from frozen_slt import threshold as thresholds
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.data import load_dataset
 from frozen_slt.fused import loops
 from frozen_slt.fused import route as routes
 from frozen_slt.fused import weight as fused_weight
 from frozen_slt.fused.rounding import torch_sgd_rounding
 from frozen_slt.fused.window import ThresholdWindow
-from frozen_slt.layers import masked_layers
-from frozen_slt.network import build_network
-from frozen_slt.score_sgd import ScoreSGD
-from frozen_slt.train import make_optimizer, make_scheduler, train_step
-from helpers import bits, fused_loops
+from frozen_slt.method import threshold as thresholds
+from frozen_slt.method.layers import masked_layers
+from frozen_slt.training import score_sgd
+from frozen_slt.training.loop import train_step
+from frozen_slt.training.network import build_network
+from frozen_slt.training.optimizers import make_optimizer, make_scheduler
+from frozen_slt.training.score_sgd import ScoreSGD
 
 ROUNDING = torch_sgd_rounding()
 needs_fused_step = pytest.mark.skipif(

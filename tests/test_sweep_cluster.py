@@ -11,8 +11,15 @@ import sys
 import psutil
 import pytest
 
-from sweeps.cluster import (SweepError, check_resources, current_cluster_file, ensure_private_token, reachable, reap_local_ray,
-                            resolve_address)
+from sweeps.cluster import (
+    SweepError,
+    check_resources,
+    current_cluster_file,
+    ensure_private_token,
+    reachable,
+    reap_local_ray,
+    resolve_address,
+)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ that reaches the weight-trained baseline, worked out by hand; trials stopped ear
 import csv
 from types import SimpleNamespace
 
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config.experiment import ExperimentConfig
 from sweeps.fronts import compute_fronts, format_fronts, plot_fronts, write_tables
 from sweeps.outcome import collect, early_stopping_summary
 from sweeps.spec import SweepSpec

@@ -14,9 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from ray_processes import MARK, wait_until_gone
-from test_sweeps_e2e import SCRIPT, marked_env, mlflow_runs, write_sweep  # noqa: F401 (marked_env: a fixture)
+from test_sweeps_e2e import (  # noqa: F401 (marked_env: a fixture)
+    SCRIPT,
+    marked_env,
+    mlflow_runs,
+    write_sweep,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from frozen_slt.config.points import point_config
 from frozen_slt.errors import ConfigError
-from sweeps.spec import CONFIG_DIR, STRATEGIES, SweepConfigError, load_sweep_spec, smoke_spec
 from sweeps.space import grid_points, plan_sweep
-from trainables.points import point_config
+from sweeps.spec import (
+    CONFIG_DIR,
+    STRATEGIES,
+    SweepConfigError,
+    load_sweep_spec,
+    smoke_spec,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

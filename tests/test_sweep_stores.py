@@ -10,11 +10,17 @@ import threading
 from pathlib import Path
 
 import pytest
+from hostile import listing
 
 from frozen_slt.errors import SweepError
-from hostile import listing
-from sweeps.stores import (check_database, check_folder, check_reachable, check_storage, check_stores,
-                           check_tracking_uri)
+from sweeps.stores import (
+    check_database,
+    check_folder,
+    check_reachable,
+    check_storage,
+    check_stores,
+    check_tracking_uri,
+)
 
 
 def closed_port() -> int:

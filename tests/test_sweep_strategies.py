@@ -7,13 +7,21 @@ import pickle
 import optuna
 import pytest
 
+from frozen_slt.config.points import coordinates, point_config
 from frozen_slt.errors import SweepConfigError
 from sweeps.boxes import FamilyBox, size_freeze_ratios
 from sweeps.search import FamilySearch
 from sweeps.spec import CONFIG_DIR, STRATEGIES, load_sweep_spec
-from sweeps.strategies import (COMPLETE, FAILED, PRUNED, SearchStrategy, family_budgets, interleave, plan_cells,
-                               split_budget)
-from trainables.points import coordinates, point_config
+from sweeps.strategies import (
+    COMPLETE,
+    FAILED,
+    PRUNED,
+    SearchStrategy,
+    family_budgets,
+    interleave,
+    plan_cells,
+    split_budget,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 RANGE = (0.1, 0.9)
@@ -188,8 +196,8 @@ SMOKE_SETTINGS = {"model": "conv2", "dataset": "digits", "epochs": 1, "batch_siz
 @pytest.fixture(scope="module")
 def train_once():
     """Train a point for one epoch (each config once per module): the smoke sweeps' real objective."""
-    from frozen_slt.config import ExperimentConfig
-    from frozen_slt.train import fit
+    from frozen_slt.config.experiment import ExperimentConfig
+    from frozen_slt.training.loop import fit
 
     base, results = ExperimentConfig.from_settings(SMOKE_SETTINGS), {}
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from frozen_slt.config import ExperimentConfig
-from frozen_slt.train import Reporter, fit
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.training.loop import Reporter, fit
 from trainables.tune_trainable import STATE_FILE, TICKET_FILE, TuneStore
 
 # a fresh store asks Ray for a checkpoint it restored; outside a Tuner Ray answers None, with this warning

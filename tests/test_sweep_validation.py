@@ -10,10 +10,10 @@ import ray
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
+from sweeps.outcome import SweepOutcome
 from sweeps.pareto import main
 from sweeps.space import plan_sweep
 from sweeps.spec import CONFIG_DIR, load_sweep_spec, smoke_spec
-from sweeps.outcome import SweepOutcome
 from sweeps.tracking import PARENT_TAG, TRIAL_TAG, SweepTracker, TrialLogger
 
 GOOD = """

@@ -24,15 +24,21 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
-import mlflow
 from mlflow.tracking import MlflowClient
+from ray_processes import (
+    MARK,
+    gcs_answers,
+    http_status_without_token,
+    is_loopback,
+    listening_sockets,
+    marked_processes,
+    wait_until_gone,
+)
 
 from frozen_slt.ticket import read_ticket
-
-from ray_processes import (MARK, gcs_answers, http_status_without_token, is_loopback, listening_sockets,
-                           marked_processes, wait_until_gone)
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "sweeps" / "pareto.py"

@@ -6,13 +6,24 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import (
+    bits,
+    fused_loops,
+    make_layers,
+    reference_threshold,
+    reference_update,
+)
 from torch import nn
 
 from frozen_slt.fused import route as routes
 from frozen_slt.fused.window import ThresholdWindow, radix_bits
-from frozen_slt.layers import LOCKED, PRUNED, MaskedConv2d, MaskedLinear
-from frozen_slt.threshold import SelectionCounts, select_threshold, selection_counts, update_thresholds
-from helpers import bits, fused_loops, make_layers, reference_threshold, reference_update
+from frozen_slt.method.layers import LOCKED, PRUNED, MaskedConv2d, MaskedLinear
+from frozen_slt.method.threshold import (
+    SelectionCounts,
+    select_threshold,
+    selection_counts,
+    update_thresholds,
+)
 
 
 def counts_for(layers, zeros):

@@ -17,15 +17,14 @@ import sys
 import pytest
 import torch
 
-from frozen_slt import seeding
 from frozen_slt.cli import main
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.cli.rundir import RunDirectory
+from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.errors import TicketFileError
-from frozen_slt.layers import DENSE, masked_layers
+from frozen_slt.method import seeding
+from frozen_slt.method.layers import DENSE, masked_layers
+from frozen_slt.method.threshold import update_thresholds
 from frozen_slt.models import build_model
-from frozen_slt.network import build_network
-from frozen_slt.rundir import RunDirectory
-from frozen_slt.threshold import update_thresholds
 from frozen_slt.ticket import (
     FORMAT_VERSION,
     MAGIC,
@@ -39,6 +38,7 @@ from frozen_slt.ticket import (
     ticket_from_network,
     write_ticket,
 )
+from frozen_slt.training.network import build_network
 
 TRAIN = ["train", "--model", "conv6", "--dataset", "digits", "--sparsity", "0.5", "--freeze-ratio", "0.7",
          "--epochs", "2", "--device", "cpu"]
@@ -135,7 +135,7 @@ def test_weights_and_freeze_patterns_are_drawn_on_the_cpu(monkeypatch, run):
         return generator
 
     monkeypatch.setattr(seeding, "make_generator", spy)
-    for module in ("frozen_slt.initialize", "frozen_slt.freezing"):
+    for module in ("frozen_slt.method.initialize", "frozen_slt.method.freezing"):
         monkeypatch.setattr(f"{module}.make_generator", spy)
     first = build_network(run["config"], torch.device("cpu"))
     assert {purpose for purpose, _ in devices} == {"weights", "scores", "freeze"}

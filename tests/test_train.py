@@ -12,11 +12,11 @@ import shutil
 import pytest
 import torch
 
-from frozen_slt.checkpoint import DirectoryStore, read_checkpoint
-from frozen_slt.config import ExperimentConfig
-from frozen_slt.layers import LOCKED, PRUNED, masked_layers
-from frozen_slt.network import build_network
-from frozen_slt.train import Reporter, fit
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.method.layers import LOCKED, PRUNED, masked_layers
+from frozen_slt.training.checkpoint import DirectoryStore, read_checkpoint
+from frozen_slt.training.loop import Reporter, fit
+from frozen_slt.training.network import build_network
 
 
 def digits_config(**settings):

@@ -1,1 +1,1 @@
-"""Ray Tune adapters around :func:`frozen_slt.train.fit` (reporting, checkpoints, resources)."""
+"""Ray Tune adapters around :func:`frozen_slt.training.loop.fit` (reporting, checkpoints, resources)."""

@@ -1,4 +1,4 @@
-"""The Ray Tune function trainable: one trial = one :func:`frozen_slt.train.fit` run.
+"""The Ray Tune function trainable: one trial = one :func:`frozen_slt.training.loop.fit` run.
 
 The reporter forwards every evaluated epoch to ``tune.report``; the store is the trial's resumable
 state, so a retried or resumed trial continues from its last epoch. Where it keeps that state:
@@ -29,12 +29,11 @@ import ray
 import torch
 from ray import tune
 
-from frozen_slt.checkpoint import read_checkpoint, write_checkpoint
-from frozen_slt.config import ExperimentConfig
+from frozen_slt.config.experiment import ExperimentConfig
+from frozen_slt.config.points import point_config
 from frozen_slt.ticket import write_ticket
-from frozen_slt.train import Reporter, fit
-
-from .points import point_config, trial_point
+from frozen_slt.training.checkpoint import read_checkpoint, write_checkpoint
+from frozen_slt.training.loop import Reporter, fit
 
 STATE_FILE = "state.pt"
 #: The trial's ticket file (docs/ticket-format.md), written into its final checkpoint.
@@ -42,6 +41,12 @@ TICKET_FILE = "ticket.slt"
 #: Result key, true only on the result of the last epoch of the budget. Ray sets ``done`` on the last
 #: result of every trial, also on one a scheduler stopped early, so ``done`` cannot tell them apart.
 FULL_BUDGET = "full_budget"
+
+
+def trial_point(trial_config: dict[str, Any]) -> dict[str, Any]:
+    """The search point inside a Ray trial's config: a grid trial nests it under ``"point"`` (one
+    ``grid_search`` over whole points), an Optuna trial's config is the point itself."""
+    return dict(trial_config.get("point", trial_config))
 
 
 def trained_full_budget(result: dict[str, Any]) -> bool:

@@ -14,10 +14,10 @@ import sys
 import warnings
 from typing import Sequence
 
+from ..config.recipes import MODEL_RECIPES
 from ..data import DATASETS
 from ..errors import FrozenSLTError, TrainingDivergedError, WriteFailedError
 from ..models import MODELS
-from ..recipes import MODEL_RECIPES
 from .args import HelpFormatter, add_config_flags
 from .plan import PLAN_FLAGS, command_plan
 from .runs import command_train

@@ -7,10 +7,22 @@ import logging
 import textwrap
 from typing import Any, Iterable
 
-from ..config import ALTERNATE_KEYS, TICKET_KEYS, WEIGHT_TRAINED_TICKET_KEYS, ExperimentConfig, default_value, leaf_fields
-from ..degenerate import degenerate_ticket_note
+from ..config.degenerate import degenerate_ticket_note
+from ..config.experiment import (
+    ALTERNATE_KEYS,
+    TICKET_KEYS,
+    WEIGHT_TRAINED_TICKET_KEYS,
+    ExperimentConfig,
+    default_value,
+    leaf_fields,
+)
+from ..config.settings import (
+    bare_key,
+    load_config_file,
+    merge_settings,
+    parse_set_overrides,
+)
 from ..errors import ConfigError
-from ..settings import bare_key, load_config_file, merge_settings, parse_set_overrides
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from ..memory import MemoryReport
-from ..train import Reporter, RunResult
+from ..method.memory import MemoryReport
+from ..training.loop import Reporter, RunResult
 
 
 def format_bits(bits: int) -> str:

@@ -7,11 +7,11 @@ import json
 
 import torch
 
-from ..config import ExperimentConfig
+from ..config.experiment import ExperimentConfig
 from ..data import get_dataset_entry
-from ..initialize import freeze_plan
-from ..layers import DENSE
-from ..memory import account_memory, batchnorm_stat_values
+from ..method.initialize import freeze_plan
+from ..method.layers import DENSE
+from ..method.memory import account_memory, batchnorm_stat_values
 from ..models import build_model
 from .args import config_from_args
 from .console import format_bits

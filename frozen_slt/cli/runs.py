@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import ALTERNATE_KEYS, ExperimentConfig, leaf_fields
-from ..evaluation import evaluate_run
-from ..rundir import RunDirectory
-from ..train import fit
+from ..config.experiment import ALTERNATE_KEYS, ExperimentConfig, leaf_fields
+from ..training.loop import fit
 from .args import config_from_args
 from .console import ConsoleReporter, format_summary
+from .evaluation import evaluate_run
+from .rundir import RunDirectory
 
 
 def train_config(args: argparse.Namespace) -> ExperimentConfig:

@@ -8,9 +8,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorruptCheckpointError, OutputPathError, RunDirectoryError, TicketFileError
+from ..errors import (
+    CorruptCheckpointError,
+    OutputPathError,
+    RunDirectoryError,
+    TicketFileError,
+)
 from ..files import reserve_output
-from ..rundir import RunDirectory
 from ..ticket import (
     EPOCHS,
     TicketExport,
@@ -26,6 +30,7 @@ from ..ticket import (
 )
 from .args import HelpFormatter
 from .console import format_bits
+from .rundir import RunDirectory
 from .runs import command_eval as command_eval_run
 
 TICKET_SUFFIX = ".slt"

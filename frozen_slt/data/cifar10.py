@@ -17,17 +17,20 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from numpy._core.multiarray import _reconstruct
 from numpy._core.numeric import _frombuffer
 
-from ..specs import DataSpec
-from ..seeding import make_generator
 from ..errors import DatasetError
+from ..method.seeding import make_generator
 from .base import locate_or_download, split_indices
 from .tensor_images import TensorImageData
+
+if TYPE_CHECKING:  # the configuration sits above the data; this is for the annotations only
+    from ..config.specs import DataSpec
 
 log = logging.getLogger(__name__)
 FOLDER = "cifar-10-batches-py"

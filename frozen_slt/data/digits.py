@@ -8,13 +8,16 @@ Test set: a fixed 20 % (360 images) chosen once by a constant seed, the same for
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..specs import DataSpec
-from ..seeding import make_generator
+from ..method.seeding import make_generator
 from .base import split_indices
 from .tensor_images import TensorImageData
+
+if TYPE_CHECKING:  # the configuration sits above the data; this is for the annotations only
+    from ..config.specs import DataSpec
 
 TEST_COUNT = 360
 _TEST_SEED = 20250101  # constant: the test set never moves
@@ -25,7 +28,9 @@ def _digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1,797 images scaled to [0, 1] and their labels, read once per process (a sweep's worker that
     runs trial after trial imports scikit-learn and parses its file only for the first). Never modified:
     callers index them, which copies."""
-    from sklearn.datasets import load_digits  # shipped inside scikit-learn: no file, no network
+    from sklearn.datasets import (
+        load_digits,  # shipped inside scikit-learn: no file, no network
+    )
 
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0

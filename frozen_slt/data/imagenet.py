@@ -23,15 +23,17 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from ..specs import DataSpec
-from ..seeding import derive_seed, make_generator
 from ..errors import DatasetError
+from ..method.seeding import derive_seed, make_generator
 from .base import check_batch_size, check_eval_split, split_indices
+
+if TYPE_CHECKING:  # the configuration sits above the data; this is for the annotations only
+    from ..config.specs import DataSpec
 
 log = logging.getLogger(__name__)
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

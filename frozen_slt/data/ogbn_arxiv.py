@@ -29,13 +29,16 @@ import shutil
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import DatasetError
-from ..specs import DataSpec
 from .base import locate_or_download
 from .graph import GraphData, import_ogb_nodeproppred
+
+if TYPE_CHECKING:  # the configuration sits above the data; this is for the annotations only
+    from ..config.specs import DataSpec
 
 log = logging.getLogger(__name__)
 

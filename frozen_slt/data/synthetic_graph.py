@@ -15,13 +15,16 @@ into train/val by ``split_seed``. ``order_seed`` plays no part (full batch, noth
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..seeding import make_generator
-from ..specs import DataSpec
+from ..method.seeding import make_generator
 from .base import split_indices
 from .graph import GraphData
+
+if TYPE_CHECKING:  # the configuration sits above the data; this is for the annotations only
+    from ..config.specs import DataSpec
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import torch
 
-from ..seeding import make_generator
+from ..method.seeding import make_generator
 from .base import check_batch_size, check_eval_split
 
 PAD = 4

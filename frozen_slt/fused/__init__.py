@@ -2,7 +2,7 @@
 
 A masked training step computes three quantities: the effective weight W_eff, the score gradient ∂L/∂S
 and the global threshold τ. Each has a reference implementation in PyTorch's operators, in
-:mod:`frozen_slt.masking` (W_eff and ∂L/∂S) and :mod:`frozen_slt.threshold` (τ, a radix select with
+:mod:`frozen_slt.method.masking` (W_eff and ∂L/∂S) and :mod:`frozen_slt.method.threshold` (τ, a radix select with
 shapes fixed in advance); that is what CUDA runs, what the CPU runs when these loops cannot, and what
 a reader should meet first. This package holds the fused CPU implementation of the same three, bit for
 bit (``+0`` for a dropped weight where the operators may give ``-0``, which nothing downstream sees):
@@ -13,7 +13,7 @@ bit (``+0`` for a dropped weight where the operators may give ``-0``, which noth
 
 One more fusion has a measured reason (benchmarks/README.md: on Conv6 digits steps it took the masked
 step from 1.17–1.18x to 1.07–1.11x of the fixed-weight floor, back to back): :func:`loops.score_step`,
-used by :class:`frozen_slt.score_sgd.ScoreSGD`, computes ∂L/∂S, the SGD update, the window's counts
+used by :class:`frozen_slt.training.score_sgd.ScoreSGD`, computes ∂L/∂S, the SGD update, the window's counts
 and the next W_eff in one pass per layer, and :func:`loops.settle_window` finishes W_eff once τ is
 picked among the window's entries. The update rounds like torch's compiled SGD kernel, which
 :mod:`.rounding` probes once per process.

@@ -30,7 +30,7 @@ def static_scale(layer: Any) -> Any:
 class FusedMaskedWeight(torch.autograd.Function):
     """``W_eff = keep ⊙ W ⊙ factor`` with the straight-through gradient to the scores, one loop each way.
 
-    The eager :class:`frozen_slt.masking.MaskedWeight` bit for bit, except that a dropped weight is always
+    The eager :class:`frozen_slt.method.masking.MaskedWeight` bit for bit, except that a dropped weight is always
     ``+0``. ``dynamic_factor(kept, numel)`` gives the dynamic scale's factor (docs/method.md §6).
     """
 

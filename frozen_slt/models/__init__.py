@@ -9,11 +9,10 @@ from typing import Callable
 from torch import nn
 
 from ..errors import ModelDatasetMismatchError, with_article
-from ..layers import MASKED, LayerKind, weight_layers
+from ..method.layers import MASKED, LayerKind, weight_layers
 from ..registry import lookup
 from .conv import WIDTHS, ConvNet, min_side
 from .resnet import BasicBlock, Bottleneck, ResNet
-
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,9 @@ def _conv(name: str, input_shape, num_classes, kind):
 
 
 def _gin(input_shape, num_classes, kind):
-    from .gin import GIN  # PyTorch Geometric is imported only when a graph model is built
+    from .gin import (
+        GIN,  # PyTorch Geometric is imported only when a graph model is built
+    )
 
     return GIN(input_shape, num_classes, kind)
 

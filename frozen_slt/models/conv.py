@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..layers import LayerKind
+from ..method.layers import LayerKind
 
 WIDTHS = {
     "conv2": (64, 64),

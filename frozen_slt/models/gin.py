@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch_geometric.nn import GINConv
 
-from ..layers import LayerKind
+from ..method.layers import LayerKind
 
 HIDDEN = 386
 

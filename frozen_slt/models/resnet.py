@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import functional as F
 
-from ..layers import LayerKind
+from ..method.layers import LayerKind
 
 WIDTHS = (64, 128, 256, 512)
 

@@ -1,6 +1,6 @@
 """Compact ticket files (docs/ticket-format.md): a frozen ticket stored as its seeds plus one bit per free weight.
 
-Write: :func:`write_ticket` (from a checkpoint state of :func:`frozen_slt.train.fit`, one call),
+Write: :func:`write_ticket` (from a checkpoint state of :func:`frozen_slt.training.loop.fit`, one call),
 :func:`ticket_from_network` and :func:`save_ticket`. Read: :func:`read_ticket`, then
 :func:`rebuild_network` (bit-identical effective weights), :func:`evaluate_ticket` or
 :func:`dense_module` / :func:`save_dense_module` (a plain PyTorch module that needs nothing of this
@@ -21,8 +21,23 @@ from .build import (
     ticket_from_network,
     write_ticket,
 )
-from .deploy import DENSE_SUFFIXES, check_dense_path, dense_module, dense_module_bytes, save_dense_module
-from .fileformat import FORMAT_VERSION, FRAMING_BYTES, MAGIC, Ticket, TicketSizes, decode_ticket, encode_ticket, ticket_sizes
+from .deploy import (
+    DENSE_SUFFIXES,
+    check_dense_path,
+    dense_module,
+    dense_module_bytes,
+    save_dense_module,
+)
+from .fileformat import (
+    FORMAT_VERSION,
+    FRAMING_BYTES,
+    MAGIC,
+    Ticket,
+    TicketSizes,
+    decode_ticket,
+    encode_ticket,
+    ticket_sizes,
+)
 
 __all__ = [
     "DENSE_SUFFIXES", "EPOCHS", "FORMAT_VERSION", "FRAMING_BYTES", "MAGIC", "Ticket", "TicketExport", "TicketSizes",

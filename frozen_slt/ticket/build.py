@@ -18,15 +18,15 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..checkpoint import write_atomically
-from ..config import ExperimentConfig
+from ..config.experiment import ExperimentConfig
 from ..data import get_dataset_entry, load_dataset
 from ..errors import TicketFileError
-from ..layers import DENSE, MaskedLayerMixin, masked_layers
-from ..memory import MemoryReport
+from ..files import write_atomically
+from ..method.layers import DENSE, MaskedLayerMixin, masked_layers
+from ..method.memory import MemoryReport
 from ..models import build_model
-from ..network import Network, build_network
-from ..train import evaluate_splits, resolve_device
+from ..training.evaluate import evaluate_splits
+from ..training.network import Network, build_network, resolve_device
 from .fileformat import Ticket, TicketSizes, decode_ticket, encode_ticket, ticket_sizes
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def ticket_from_network(config: ExperimentConfig, network: Network, epoch: int, 
 
 def network_from_checkpoint(config: ExperimentConfig, state: Mapping[str, Any], which: str = "best",
                             device: torch.device | str = "cpu") -> tuple[Network, dict[str, Any]]:
-    """The network of a checkpoint ``state`` written by :func:`frozen_slt.train.fit`, at its best-validation
+    """The network of a checkpoint ``state`` written by :func:`frozen_slt.training.loop.fit`, at its best-validation
     epoch (``which="best"``) or at the epoch it was written (``"last"``), and that epoch's record
     (``epoch``, ``val_accuracy``, ``test_accuracy``)."""
     if which not in EPOCHS:

@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import write_atomically
-from ..config import ExperimentConfig
+from ..config.experiment import ExperimentConfig
 from ..data import get_dataset_entry
 from ..errors import TicketFileError
-from ..layers import DENSE, MaskedLayerMixin
+from ..files import write_atomically
+from ..method.layers import DENSE, MaskedLayerMixin
 from ..models import build_model
-from ..network import Network
+from ..training.network import Network
 
 DENSE_SUFFIXES = (".pt2", ".pt")
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import ExperimentConfig
+from ..config.experiment import ExperimentConfig
 from ..errors import FrozenSLTError, TicketFileError
 from ..nesting import load_json
 

@@ -18,9 +18,9 @@ import math
 from numbers import Integral
 from typing import Callable, Sequence
 
-from .errors import AllocationError, InfeasibleSettingError
+from ..errors import AllocationError, InfeasibleSettingError
+from ..registry import lookup
 from .ratios import RATIO_TOLERANCE, check_unit_interval, floor_count
-from .registry import lookup
 
 Shape = tuple[int, ...]
 

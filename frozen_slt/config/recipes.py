@@ -19,6 +19,6 @@ MODEL_RECIPES: dict[tuple[str, str], tuple[tuple[str, object], ...]] = {
 def default_settings(dataset: str, model: str) -> dict[str, object]:
     """The settings a run of ``model`` on ``dataset`` starts from, before the user's: the dataset's recipe
     updated by the (dataset, model) recipe. UnknownNameError for an unknown dataset."""
-    from .data import get_dataset_entry
+    from ..data import get_dataset_entry
 
     return {**dict(get_dataset_entry(dataset).recipe), **dict(MODEL_RECIPES.get((dataset, model), ()))}

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .fused.route import EAGER, route
-from .fused.window import ThresholdWindow, select_bits
+from ..fused.route import EAGER, route
+from ..fused.window import ThresholdWindow, select_bits
 from .layers import MaskedLayerMixin, masked_layers
 from .ratios import floor_count
 

@@ -4,8 +4,8 @@ A masked layer holds a fixed random ``weight`` (buffer), a trainable ``score`` (
 ternary freeze state (``-1`` pruned, ``0`` free, ``+1`` locked) and the current global threshold τ.
 Its forward computes ``m = |S| > τ`` on free entries, 0 on pruned, 1 on locked, and uses
 ``m ⊙ W ⊙ scale``; the backward is straight-through: ``∂L/∂S = sign(S) ⊙ ∂L/∂W_eff ⊙ W ⊙ scale``.
-The forward only reads the layer's state; τ is written by :func:`frozen_slt.threshold.update_thresholds`.
-The effective weight and its gradient are computed in :mod:`frozen_slt.masking`.
+The forward only reads the layer's state; τ is written by :func:`frozen_slt.method.threshold.update_thresholds`.
+The effective weight and its gradient are computed in :mod:`frozen_slt.method.masking`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .fused import weight as fused_weight
-from .fused.route import EAGER, FUSED, route
-from .masking import MaskedWeight, dynamic_factor
+from ..fused import weight as fused_weight
+from ..fused.route import EAGER, FUSED, route
+from .masking import SCALE_MODES, MaskedWeight, dynamic_factor
 
 PRUNED, FREE, LOCKED = -1, 0, 1
-SCALE_MODES = ("none", "static", "dynamic")
 
 
 class MaskedLayerMixin:
@@ -118,7 +117,7 @@ class MaskedLayerMixin:
         return fused_weight.held_weight(self, path)
 
     def claim(self, optimizer) -> None:
-        """Let ``optimizer`` (a :class:`~frozen_slt.score_sgd.ScoreSGD`, held weakly) step this layer; None: nobody."""
+        """Let ``optimizer`` (a :class:`~frozen_slt.training.score_sgd.ScoreSGD`, held weakly) step this layer; None: nobody."""
         self._stepper = None if optimizer is None else weakref.ref(optimizer)
         fused_weight.forget(self)
 

@@ -3,7 +3,7 @@
 It is ``torch.optim.SGD`` with its fused kernel (the same parameter groups, state and checkpoints, which
 either can load), and after ``step()`` every masked layer's τ is current: a training step calls nothing
 after it. Scores, momentum buffers, thresholds and masks are those of ``torch.optim.SGD(fused=True)``
-followed by :func:`~frozen_slt.threshold.update_thresholds`, bit for bit.
+followed by :func:`~frozen_slt.method.threshold.update_thresholds`, bit for bit.
 
 It claims the model's masked layers; where :func:`frozen_slt.fused.route.route` sends a layer to the
 ``fused step`` (on the CPU, with settings the fused loop computes: float32, scale ``none`` or
@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import threshold as thresholds
-from .fused import weight as fused_weight
-from .fused.rounding import torch_sgd_rounding
-from .fused.route import EAGER, FUSED_STEP, flat, loops, route
-from .fused.window import ThresholdWindow
-from .layers import masked_layers
+from ..fused import weight as fused_weight
+from ..fused.rounding import torch_sgd_rounding
+from ..fused.route import EAGER, FUSED_STEP, flat, loops, route
+from ..fused.window import ThresholdWindow
+from ..method import threshold as thresholds
+from ..method.layers import masked_layers
 
 
 def _float32(pattern: int) -> np.float32:

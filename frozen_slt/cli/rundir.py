@@ -4,8 +4,8 @@
 ``metrics.jsonl`` one JSON object per evaluated epoch (rewritten from the checkpoint's history, so a
                   resumed run never duplicates lines)
 ``checkpoints/``  the newest two epoch checkpoints (damaged ones are kept aside as ``*.corrupt``)
-``result.json``   the final :class:`~frozen_slt.train.RunResult` (present only once the run finished)
-``lock``          held (``flock``) by the process that trains in the directory, naming it (:mod:`frozen_slt.runlock`)
+``result.json``   the final :class:`~frozen_slt.training.loop.RunResult` (present only once the run finished)
+``lock``          held (``flock``) by the process that trains in the directory, naming it (:mod:`frozen_slt.cli.runlock`)
 
 Nothing is written before ``fit`` has loaded the data and built the network, so a run that cannot start
 (no CUDA, missing data) leaves no directory behind; and a run that fails before its first checkpoint
@@ -23,13 +23,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
-from .checkpoint import DirectoryStore, check_fit_state, write_atomically
-from .config import ExperimentConfig
-from .errors import RunDirectoryError, WriteFailedError
-from .files import remove_stale_temporaries
-from .nesting import load_json
+from ..config.experiment import ExperimentConfig
+from ..errors import RunDirectoryError, WriteFailedError
+from ..files import remove_stale_temporaries, write_atomically
+from ..nesting import load_json
+from ..training.checkpoint import DirectoryStore, check_fit_state
+from ..training.loop import Reporter, RunResult
 from .runlock import RunLock
-from .train import Reporter, RunResult
 
 log = logging.getLogger(__name__)
 

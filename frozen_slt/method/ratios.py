@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import InfeasibleSettingError
+from ..errors import InfeasibleSettingError
 
 #: Slack for comparing ratios that went through binary floating point (0.7 is not exactly 0.7).
 RATIO_TOLERANCE = 1e-9

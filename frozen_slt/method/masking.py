@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+#: The effective weight's scale rules (docs/method.md §6): none, 1/√(1−k) or 1/√(density of the mask).
+SCALE_MODES = ("none", "static", "dynamic")
 _FLOAT32_MAX = torch.finfo(torch.float32).max
 
 

@@ -13,12 +13,11 @@ import json
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Mapping
 
-from .errors import ConfigError
-from .ratios import resolve_lock_share
+from ..errors import ConfigError
+from ..method.ratios import resolve_lock_share
 from .recipes import default_settings
 from .settings import SECTION_NAMES
 from .specs import DataSpec, TicketSpec, TrainSpec, field_meta
-
 
 SECTIONS = dict(zip(SECTION_NAMES, (TicketSpec, DataSpec, TrainSpec)))
 TOP_LEVEL = ("model", "dataset", "weight_trained")
@@ -42,8 +41,8 @@ class ExperimentConfig:
     train: TrainSpec = field(default_factory=TrainSpec)
 
     def __post_init__(self) -> None:
-        from .data import get_dataset_entry
-        from .models import check_model_fits, get_model_entry
+        from ..data import get_dataset_entry
+        from ..models import check_model_fits, get_model_entry
 
         get_model_entry(self.model)
         entry = get_dataset_entry(self.dataset)
@@ -106,7 +105,7 @@ class ExperimentConfig:
     @classmethod
     def from_settings(cls, flat: Mapping[str, Any]) -> "ExperimentConfig":
         """Defaults ← the dataset's recipe (e.g. digits: batch 32, 20 epochs) ← the (dataset, model) recipe
-        (e.g. Conv6 on CIFAR-10: lr 0.01) ← ``flat`` settings; see :mod:`frozen_slt.recipes`."""
+        (e.g. Conv6 on CIFAR-10: lr 0.01) ← ``flat`` settings; see :mod:`frozen_slt.config.recipes`."""
         dataset = flat.get("dataset", cls.__dataclass_fields__["dataset"].default)
         model = flat.get("model", cls.__dataclass_fields__["model"].default)
         return cls().with_overrides({**default_settings(str(dataset), str(model)), **flat})

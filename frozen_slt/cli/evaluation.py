@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .data import load_dataset
-from .network import build_network
-from .errors import RunDirectoryError
+from ..data import load_dataset
+from ..errors import RunDirectoryError
+from ..training.evaluate import evaluate_splits
+from ..training.network import build_network, resolve_device
 from .rundir import RunDirectory
-from .train import evaluate_splits, resolve_device
 
 
 def evaluate_run(run: RunDirectory, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Val/test accuracy of the best-validation ticket in the run's newest intact checkpoint, recomputed.
 
     Read-only: damaged checkpoints (and ones that are not this run's, see
-    :func:`~frozen_slt.checkpoint.check_fit_state`) are skipped, not moved. ``overrides`` may change where things are
+    :func:`~frozen_slt.training.checkpoint.check_fit_state`) are skipped, not moved. ``overrides`` may change where things are
     (``data_dir``, ``device``), not what was trained. The report holds ``epoch`` (the ticket's epoch),
     ``checkpoint_epoch``, ``val_accuracy``/``test_accuracy`` (recomputed), ``recorded_*_accuracy`` (measured
     in training), ``realised_sparsity``, ``damaged`` (one message per skipped checkpoint), ``result``

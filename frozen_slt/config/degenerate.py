@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import torch
 
-from .config import ExperimentConfig
-from .data import get_dataset_entry
-from .initialize import freeze_plan
-from .layers import DENSE
-from .models import build_model
-from .ratios import RATIO_TOLERANCE, floor_count
+from ..data import get_dataset_entry
+from ..method.initialize import freeze_plan
+from ..method.layers import DENSE
+from ..method.ratios import RATIO_TOLERANCE, floor_count
+from ..models import build_model
+from .experiment import ExperimentConfig
 
 
 def degenerate_ticket_note(config: ExperimentConfig) -> str | None:

@@ -20,9 +20,9 @@ from typing import Sequence
 
 import torch
 
-from .errors import TrainingDivergedError
-from .layers import MaskedLayerMixin, masked_layers
-from .threshold import edge_threshold, selection_counts
+from ..errors import TrainingDivergedError
+from ..method.layers import MaskedLayerMixin, masked_layers
+from ..method.threshold import edge_threshold, selection_counts
 
 
 def _count(tensors) -> int:

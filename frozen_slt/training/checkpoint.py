@@ -1,8 +1,8 @@
 """Checkpoints written atomically and verified on load, and the store interface ``fit`` uses.
 
 File layout: a magic line, the SHA-256 of the payload, then the payload (``torch.save`` of a dict of
-tensors and plain values). Files are written by :func:`frozen_slt.files.write_atomically` (importable
-from here too): a reader sees either the old file or the complete new one.
+tensors and plain values). Files are written by :func:`frozen_slt.files.write_atomically`: a reader sees
+either the old file or the complete new one.
 
 An intact checksum proves only that the file is the one written, not who wrote it: :func:`check_fit_state`
 is the one place that checks a state's structure (keys, types, ranges, consistency) against the run it
@@ -14,23 +14,23 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import os
 import pickle
-import math
 import re
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
 
-from .errors import CorruptCheckpointError, WriteFailedError, with_article
-from .files import write_atomically
+from ..errors import CorruptCheckpointError, WriteFailedError, with_article
+from ..files import write_atomically
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"frozen-slt checkpoint v1\n"
 _NAME = re.compile(r"^epoch_(\d+)\.pt$")
-#: Version of the state dict that frozen_slt.train.fit checkpoints (its keys: FIT_STATE_KEYS).
+#: Version of the state dict that frozen_slt.training.loop.fit checkpoints (its keys: FIT_STATE_KEYS).
 CHECKPOINT_FORMAT = 1
 FIT_STATE_KEYS = frozenset({"format", "config", "config_hash", "weights_fingerprint", "epoch", "model", "optimizer",
                             "scheduler", "rng", "history", "best"})
@@ -160,7 +160,7 @@ def _history_problem(state: dict[str, Any]) -> str | None:
 
 def check_fit_state(state: dict[str, Any], config_hash: str, epochs: int, source: str) -> None:
     """Raise :class:`CorruptCheckpointError` naming ``source`` unless ``state`` has the structure that
-    ``frozen_slt.train.fit`` checkpoints for the run of ``config_hash`` trained for ``epochs`` epochs: every
+    ``frozen_slt.training.loop.fit`` checkpoints for the run of ``config_hash`` trained for ``epochs`` epochs: every
     key, of the right type; ``epoch`` an integer in [0, epochs]; ``history`` one record per epoch up to it;
     ``best`` an epoch of that history, with its model's tensors named and shaped like the model's."""
     problem = _top_level_problem(state, config_hash, epochs) or _history_problem(state)

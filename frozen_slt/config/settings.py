@@ -2,7 +2,7 @@
 
 Used by the ``frozen-slt`` command (``--config``, ``--set``) and by the sweeps (their TOML files). A
 key is either bare (``lr``) or qualified by the section it belongs to (``train.lr``); a file may nest a
-section as a table (``[train]``). :meth:`~frozen_slt.config.ExperimentConfig.with_overrides` checks that
+section as a table (``[train]``). :meth:`~frozen_slt.config.experiment.ExperimentConfig.with_overrides` checks that
 a qualified key really belongs to its section, so ``[ticket] lr = 0.2`` is refused instead of being
 applied to the training recipe.
 """
@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ConfigError, with_article
-from .nesting import check_text_depth, parse_limited
+from ..errors import ConfigError, with_article
+from ..nesting import check_text_depth, parse_limited
 
 #: The sections of an experiment's settings (the order of ExperimentConfig's nested specs).
 SECTION_NAMES = ("ticket", "data", "train")

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .config import ExperimentConfig
-from .data import get_dataset_entry
-from .errors import CorruptCheckpointError
-from .freezing import LayerFreezeCounts
-from .fused.window import ThresholdWindow
-from .initialize import draw_weights, freeze_plan, initialize_ticket
-from .layers import DENSE, MASKED, masked_layers
-from .memory import MemoryReport, account_memory, batchnorm_stat_values
-from .models import build_model
+from ..config.experiment import ExperimentConfig
+from ..data import get_dataset_entry
+from ..errors import CorruptCheckpointError, FrozenSLTError
+from ..fused.window import ThresholdWindow
+from ..method.freezing import LayerFreezeCounts
+from ..method.initialize import draw_weights, freeze_plan, initialize_ticket
+from ..method.layers import DENSE, MASKED, masked_layers
+from ..method.memory import MemoryReport, account_memory, batchnorm_stat_values
+from ..models import build_model
 
 _REGENERATED = ("weight", "freeze_state")
 
@@ -101,3 +101,12 @@ def build_network(config: ExperimentConfig, device: torch.device) -> Network:
     channels_last = config.train.channels_last and device.type == "cuda" and entry.input_kind == "image"
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     return Network(model, device, masked, counts, fingerprint, channels_last)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FrozenSLTError("device 'cuda' was requested but CUDA is not available on this machine; use --device cpu or auto")
+    return torch.device(name)

@@ -1,6 +1,7 @@
 """Search points: the few values a sweep varies, and how they become a validated ExperimentConfig.
 
-A point is a flat dict: ``family`` (dense, pruned, frozen or weight_trained), ``sparsity``,
+The vocabulary of sweeps, without Ray: the source families and the point → config arithmetic, which the
+sweep driver, its search strategies and the Ray trainable share. A point is a flat dict: ``family`` (dense, pruned, frozen or weight_trained), ``sparsity``,
 ``freeze_ratio``, ``lock_share`` (a number or "proportional") and ``seed``. The search space only
 suggests these values; this module is the one place that turns them into settings.
 """
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from frozen_slt.config import ExperimentConfig
-from frozen_slt.errors import ConfigError
+from ..errors import ConfigError
+from ..method.ratios import resolve_lock_share
+from .experiment import ExperimentConfig
 
 #: The three source families of docs/method.md §2, then the weight-trained baseline.
 TICKET_FAMILIES = ("dense", "pruned", "frozen")
@@ -21,12 +23,6 @@ FAMILY_NEEDS = {
     "pruned": "a pruned source needs 0 < f <= k and locks nothing (s = 0)",
     "frozen": "a frozen source locks some weights, r = s·f > 0, which needs f > 0, k < 1 and 0 < s <= (1 - k)/f",
 }
-
-
-def trial_point(trial_config: Mapping[str, Any]) -> dict[str, Any]:
-    """The search point inside a Ray trial's config: a grid trial nests it under ``"point"`` (one
-    ``grid_search`` over whole points), an Optuna trial's config is the point itself."""
-    return dict(trial_config.get("point", trial_config))
 
 
 def point_overrides(point: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,12 +55,12 @@ def point_config(base: ExperimentConfig, point: Mapping[str, Any]) -> Experiment
 
 
 def coordinates(point: Mapping[str, Any]) -> dict[str, float]:
-    """The ratios a ticket point resolves to: k, f, s, and p = (1 − s)·f, r = s·f (docs/method.md §2);
-    empty for the weight-trained baseline."""
+    """The ratios a ticket point resolves to: k, f, s, and p, r by :func:`~frozen_slt.method.ratios.resolve_lock_share`
+    (p = (1 − s)·f, r = s·f, docs/method.md §2); empty for the weight-trained baseline."""
     if point.get("family") == "weight_trained":
         return {}
     sparsity, freeze_ratio = float(point["sparsity"]), float(point.get("freeze_ratio", 0.0))
     share = point.get("lock_share", 0.0) if freeze_ratio else 0.0
+    prune_ratio, lock_ratio = resolve_lock_share(sparsity, freeze_ratio, share)
     lock_share = 1.0 - sparsity if share == "proportional" else float(share)
-    return {"k": sparsity, "f": freeze_ratio, "s": lock_share, "p": (1.0 - lock_share) * freeze_ratio,
-            "r": lock_share * freeze_ratio}
+    return {"k": sparsity, "f": freeze_ratio, "s": lock_share, "p": prune_ratio, "r": lock_ratio}

@@ -6,42 +6,14 @@ the layer's device, so the same seeds rebuild the same network on any device.
 
 from __future__ import annotations
 
-import math
-from typing import Callable
-
 import torch
 from torch import nn
 
 from .freezing import LayerFreezeCounts, plan_freeze_counts, sample_freeze_pattern
+from .inits import INITS
 from .layers import masked_layers, weight_layers
 from .seeding import make_generator
 from .threshold import update_thresholds
-
-
-def _fan_in(shape: tuple[int, ...]) -> int:
-    """C_in·k_h·k_w for a convolution weight, in_features for a linear one."""
-    return math.prod(shape[1:])
-
-
-def kaiming_uniform(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    bound = math.sqrt(6.0 / _fan_in(shape))
-    return torch.empty(shape).uniform_(-bound, bound, generator=generator)
-
-
-def kaiming_normal(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    return torch.empty(shape).normal_(0.0, math.sqrt(2.0 / _fan_in(shape)), generator=generator)
-
-
-def signed_kaiming_constant(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    signs = torch.randint(0, 2, shape, generator=generator, dtype=torch.int8)
-    return (signs.float() * 2.0 - 1.0) * math.sqrt(2.0 / _fan_in(shape))
-
-
-INITS: dict[str, Callable[[tuple[int, ...], torch.Generator], torch.Tensor]] = {
-    "kaiming_uniform": kaiming_uniform,
-    "kaiming_normal": kaiming_normal,
-    "signed_kaiming_constant": signed_kaiming_constant,
-}
 
 
 def freeze_plan(model: nn.Module, ticket) -> list[LayerFreezeCounts]:

@@ -6,7 +6,7 @@ epoch; the epoch with the best validation accuracy (the earliest, on ties) is se
 accuracy reported. A checkpoint is written after every evaluation, so a run stopped at any moment and
 started again continues from its last complete epoch and ends with the same result. A run whose loss,
 scores, threshold, mask or weights go wrong stops with :class:`TrainingDivergedError` (see
-:mod:`frozen_slt.health`) before the bad epoch is recorded.
+:mod:`frozen_slt.training.health`) before the bad epoch is recorded.
 """
 
 from __future__ import annotations
@@ -18,21 +18,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
+from ..config.experiment import ExperimentConfig
+from ..data import load_dataset
+from ..data.loop import LoopData, loop_view, select_rows
+from ..errors import CorruptCheckpointError, FrozenSLTError, TrainingDivergedError
+from ..method.memory import MemoryReport
+from ..method.threshold import update_thresholds
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointStore, check_fit_state
-from .config import ExperimentConfig
-from .data import load_dataset
-from .data.base import EVAL_SPLITS
-from .data.loop import LoopData, loop_view, select_rows
-from .errors import CorruptCheckpointError, FrozenSLTError, TrainingDivergedError
+from .evaluate import autocast, evaluate_splits
 from .health import check_training_state
-from .layers import masked_layers
-from .memory import MemoryReport
-from .network import Network, build_network
+from .network import Network, build_network, resolve_device
+from .optimizers import make_optimizer, make_scheduler
 from .score_sgd import ScoreSGD
-from .threshold import update_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -78,48 +77,13 @@ class RunResult:
         return cls(**{**data, "memory": MemoryReport(**memory), "history": tuple(data["history"])})
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FrozenSLTError("device 'cuda' was requested but CUDA is not available on this machine; use --device cpu or auto")
-    return torch.device(name)
-
-
-def make_optimizer(config: ExperimentConfig, model: nn.Module) -> torch.optim.Optimizer:
-    recipe = config.train
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if recipe.optimizer == "sgd":
-        # fused: one pass per tensor instead of four, bit-identical to the default single-tensor SGD on
-        # the CPU (about 2x faster on Conv6's 1.3 M scores, one thread). Not for AdamW: its fused kernel
-        # rounds differently. A ticket's scores get ScoreSGD, the same SGD whose step also updates τ (on
-        # the CPU in one fused pass per layer with the masking and the threshold's window count).
-        if masked_layers(model):
-            return ScoreSGD(model, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-        return torch.optim.SGD(parameters, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
-                               fused=True)
-    return torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
-
-
-def make_scheduler(config: ExperimentConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    if config.train.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.train.epochs, 1), eta_min=0.0)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-
-
-def _autocast(network: Network, config: ExperimentConfig):
-    enabled = config.train.bf16 and network.device.type == "cuda"
-    return torch.autocast(network.device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 def train_step(network: Network, optimizer, config: ExperimentConfig, inputs: tuple[torch.Tensor, ...],
                labels: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on one batch, then τ recomputed (docs/method.md §4; :class:`ScoreSGD` does both);
     returns the detached loss and the logits. Nothing in it reads a value back to the host, so on CUDA the
     whole step is queued."""
     inputs = network.prepare_inputs(inputs)
-    with _autocast(network, config):
+    with autocast(network, config):
         logits = select_rows(network.model(*inputs), rows)
         loss = F.cross_entropy(logits.float(), labels)
     optimizer.zero_grad(set_to_none=True)
@@ -149,22 +113,6 @@ def train_epoch(network: Network, data: LoopData, optimizer, config: ExperimentC
         raise TrainingDivergedError(f"training diverged in epoch {epoch}: the mean loss is {train_loss}; the learning rate "
                                     f"({lr:g}) is likely too high: lower it (--lr)")
     return {"train_loss": train_loss, "train_accuracy": correct.item() / max(seen, 1)}
-
-
-@torch.no_grad()
-def evaluate_splits(network: Network, data, config: ExperimentConfig, splits: tuple[str, ...] = EVAL_SPLITS) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy of the current model on each of ``splits``, in one evaluation.
-
-    ``data`` is an image dataset (evaluated batch by batch, split by split) or a graph (one forward pass
-    over the whole graph shared by every split, accuracy by OGB's Evaluator).
-    """
-    network.model.eval()
-
-    def forward(*inputs: torch.Tensor) -> torch.Tensor:
-        with _autocast(network, config):
-            return network.model(*network.prepare_inputs(inputs))
-
-    return loop_view(data).evaluate(forward, splits, config.train.eval_batch_size)
 
 
 @dataclass

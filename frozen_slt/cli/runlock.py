@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import RunDirectoryError
+from ..errors import RunDirectoryError
 
 LOCK_FILE = "lock"
 

@@ -1,6 +1,6 @@
 """The three sections of an experiment's configuration, each a frozen dataclass validated at construction:
 the ticket (what is searched), the data (where it comes from and how it is split and ordered) and the
-training recipe. :mod:`frozen_slt.config` composes them into one run's :class:`ExperimentConfig`.
+training recipe. :mod:`frozen_slt.config.experiment` composes them into one run's :class:`ExperimentConfig`.
 
 Field metadata carries the help text shown by the CLI and whether the field enters the config hash.
 """
@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .distributions import DISTRIBUTIONS
-from .errors import ConfigError
-from .initialize import INITS
-from .layers import SCALE_MODES
-from .ratios import check_feasible
+from ..errors import ConfigError
+from ..method.distributions import DISTRIBUTIONS
+from ..method.inits import INITS
+from ..method.masking import SCALE_MODES
+from ..method.ratios import check_feasible
 
 
 def field_meta(text: str, identity: bool = True) -> dict[str, Any]:
