@@ -62,9 +62,14 @@ def emit(epochs: int) -> dict[str, dict]:
     """Train every run of :data:`RUNS` with the importable ``frozen_slt`` and describe its results exactly."""
     import torch
 
-    from frozen_slt.config.experiment import ExperimentConfig
-    from frozen_slt.training.checkpoint import DirectoryStore
-    from frozen_slt.training.loop import fit
+    try:
+        from frozen_slt.config.experiment import ExperimentConfig
+        from frozen_slt.training.checkpoint import DirectoryStore
+        from frozen_slt.training.loop import fit
+    except ImportError:  # a checkout from before the library was grouped into subpackages (73c3802 and earlier)
+        from frozen_slt.checkpoint import DirectoryStore
+        from frozen_slt.config import ExperimentConfig
+        from frozen_slt.train import fit
 
     torch.set_num_threads(1)
     out = {}
