@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from frozen_slt.config import checks
 from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.config.points import TICKET_FAMILIES
 from frozen_slt.config.settings import flatten_settings, merge_settings, parse_toml
@@ -34,15 +35,7 @@ _SWEEP_NEEDS = "settings, [section] tables and their lists or [experiment.<secti
 
 
 def _fail(where: str, what: str, value: Any) -> None:
-    raise SweepConfigError(f"{where} must be {what}, got {value!r}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    checks.fail(where, what, value, SweepConfigError)
 
 
 def _name(where: str, value: Any) -> str:
@@ -52,38 +45,27 @@ def _name(where: str, value: Any) -> str:
 
 
 def _boolean(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        _fail(where, "true or false", value)
-    return value
+    return checks.boolean(where, value, SweepConfigError)
 
 
 def _choice(*choices: str) -> Callable[[str, Any], str]:
-    def check(where: str, value: Any) -> str:
-        if value not in choices:
-            raise SweepConfigError(f"unknown {where} {value!r}; valid: {', '.join(choices)}")
-        return value
-    return check
+    return lambda where, value: checks.choice(where, value, choices, SweepConfigError)
 
 
 def _families(where: str, value: Any) -> tuple[str, ...]:
-    valid = ", ".join(TICKET_FAMILIES)
-    if not isinstance(value, (list, tuple)) or not value or any(v not in TICKET_FAMILIES for v in value) \
-            or len(set(value)) != len(value):
-        _fail(where, f"a non-empty list of distinct families from {valid}", value)
-    return tuple(value)
+    return checks.distinct_list(where, value, lambda family: family in TICKET_FAMILIES,
+                                f"families from {', '.join(TICKET_FAMILIES)}", SweepConfigError)
 
 
 def _fractions(where: str, value: Any) -> tuple[float, ...]:
-    if not isinstance(value, (list, tuple)) or not value or not all(_is_number(v) and 0 <= v <= 1 for v in value) \
-            or len(set(value)) != len(value):
-        _fail(where, "a non-empty list of distinct numbers in [0, 1]", value)
-    return tuple(float(v) for v in value)
+    return tuple(float(v) for v in checks.distinct_list(where, value, checks.fraction, "numbers in [0, 1]",
+                                                        SweepConfigError))
 
 
 def _lock_share(where: str, value: Any) -> float | str:
     if value == "proportional":
         return value
-    if not _is_number(value) or not 0 <= value <= 1:
+    if not checks.fraction(value):
         _fail(where, "a number in [0, 1] or \"proportional\"", value)
     return float(value)
 
@@ -92,20 +74,18 @@ def _shares(where: str, value: Any) -> dict[str, float] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not value or any(key not in TICKET_FAMILIES for key in value) \
-            or not all(_is_number(v) and v > 0 for v in value.values()):
+            or not all(checks.is_number(v) and v > 0 for v in value.values()):
         _fail(where, f"a table of numbers > 0 keyed by family ({', '.join(TICKET_FAMILIES)})", value)
     return {key: float(v) for key, v in value.items()}
 
 
 def _seeds(where: str, value: Any) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v >= 0 for v in value) \
-            or len(set(value)) != len(value):
-        _fail(where, "a non-empty list of distinct integers >= 0", value)
-    return tuple(value)
+    return checks.distinct_list(where, value, lambda seed: checks.is_integer(seed) and seed >= 0, "integers >= 0",
+                                SweepConfigError)
 
 
 def _range(where: str, value: Any) -> tuple[float, float]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_number(v) for v in value) \
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(checks.is_number(v) for v in value) \
             or not 0 < value[0] <= value[1] <= 1:
         _fail(where, "[low, high] with 0 < low <= high <= 1", value)
     return float(value[0]), float(value[1])
@@ -115,24 +95,16 @@ def _integer(minimum: int, optional: bool = False) -> Callable[[str, Any], int |
     def check(where: str, value: Any) -> int | None:
         if optional and value is None:
             return None
-        if not _is_int(value) or value < minimum:
-            _fail(where, f"an integer >= {minimum}", value)
-        return value
+        return checks.integer(where, value, minimum, error=SweepConfigError)
     return check
 
 
 def _number(minimum: float, strict: bool) -> Callable[[str, Any], float]:
-    def check(where: str, value: Any) -> float:
-        if not _is_number(value) or value < minimum or (strict and value == minimum):
-            _fail(where, f"a number {'>' if strict else '>='} {minimum:g}", value)
-        return float(value)
-    return check
+    return lambda where, value: checks.number(where, value, minimum, strict=strict, error=SweepConfigError)
 
 
 def _optional_text(where: str, value: Any) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value):
-        _fail(where, "a non-empty string", value)
-    return value
+    return checks.text(where, value, error=SweepConfigError)
 
 
 def _setting(default: Any, section: str | None, key: str, check: Callable[[str, Any], Any], help_text: str):

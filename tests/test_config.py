@@ -78,7 +78,7 @@ def test_lock_share_bounds_follow_from_p_le_k_le_1_minus_r():
         ({"distribution": "fancy"}, "unknown distribution 'fancy'; valid: epl, erk, igq, uniform"),
         ({"scale": "cubic"}, "unknown scale 'cubic'; valid: dynamic, none, static"),
         ({"weight_init": "xavier"}, "unknown weight_init 'xavier'; valid: kaiming_normal"),
-        ({"weight_seed": -1}, "weight_seed must be an integer >= 0"),
+        ({"weight_seed": -1}, r"weight_seed must be an integer in \[0, 2\*\*63 - 1\] \(seeds are stored in 64 bits\), got -1"),
         ({"freeze_seed": 2**64}, r"freeze_seed must be an integer in \[0, 2\*\*63 - 1\]"),
         ({"sparsity": "half"}, "sparsity must be a number"),
         ({"sparsity": 1.0, "scale": "static"}, "needs sparsity < 1"),

@@ -114,7 +114,7 @@ def test_the_log_is_written_before_the_decision_is_returned(tmp_path):
 @pytest.mark.parametrize("text, needle", [
     ('[scheduler]\nkind = "asha"\n', "unknown [scheduler] kind 'asha'; valid: fifo, mo-asha"),
     ('[scheduler]\ngrace_epochs = 0\n', "[scheduler] grace_epochs must be an integer >= 1, got 0"),
-    ('[scheduler]\nreduction_factor = 1\n', "[scheduler] reduction_factor must be a number > 1, got 1"),
+    ('[scheduler]\nreduction_factor = 1\n', "[scheduler] reduction_factor must be a finite number > 1, got 1"),
     ('[scheduler]\nkind = "mo-asha"\ngrace_epochs = 6\n',
      "[scheduler] grace_epochs = 6 leaves no MO-ASHA rung below the 6 training epochs"),
     ('[scheduler]\neta = 3\n', "unknown keys ['eta'] in [scheduler]"),

@@ -56,7 +56,7 @@ def run_main(tmp_path, text, *args):
     (GOOD, ["--scheduler", "mo-asha"], "[scheduler] grace_epochs = 1 leaves no MO-ASHA rung below the 1 training epochs"),
     (GOOD, ["--num-samples", "8"], "--num-samples applies to an Optuna search, but sweep 'check' searches a grid"),
     (GOOD, ["--strategy", "tpe"], "--strategy applies to an Optuna search, but sweep 'check' searches a grid"),
-    (GOOD + '[optuna]\nstrategy = "cmaes"\n', [], "unknown [optuna] strategy 'cmaes'; valid: size-aware, nsga2, tpe, gp, random"),
+    (GOOD + '[optuna]\nstrategy = "cmaes"\n', [], "unknown [optuna] strategy 'cmaes'; valid: gp, nsga2, random, size-aware, tpe"),
     (GOOD + '[optuna]\nsampler = "nsga2"\n', [], "unknown keys ['sampler'] in [optuna]"),
     (GOOD + "[optuna]\nfamily_shares = { dense = 1, frozen = 2 }\n", [],
      "[optuna] family_shares names ['dense', 'frozen'], but the sweep maps families ['dense', 'pruned', 'frozen']"),

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..method.ratios import resolve_lock_share
+from . import checks
 from .recipes import default_settings
 from .settings import SECTION_NAMES
 from .specs import DataSpec, TicketSpec, TrainSpec, field_meta
@@ -47,8 +48,7 @@ class ExperimentConfig:
         get_model_entry(self.model)
         entry = get_dataset_entry(self.dataset)
         check_model_fits(self.model, entry.input_shape, entry.input_kind)
-        if not isinstance(self.weight_trained, bool):
-            raise ConfigError(f"weight_trained must be true or false, got {self.weight_trained!r}")
+        checks.boolean("weight_trained", self.weight_trained)
         if self.weight_trained and self.ticket.freeze_ratio > 0:
             raise ConfigError(
                 "a weight-trained baseline trains every weight: prune_ratio and lock_ratio must be 0, "

@@ -7,7 +7,6 @@ Field metadata carries the help text shown by the CLI and whether the field ente
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from ..method.distributions import DISTRIBUTIONS
 from ..method.inits import INITS
 from ..method.masking import SCALE_MODES
 from ..method.ratios import check_feasible
+from . import checks
 
 
 def field_meta(text: str, identity: bool = True) -> dict[str, Any]:
@@ -23,41 +23,12 @@ def field_meta(text: str, identity: bool = True) -> dict[str, Any]:
     return {"help": text, "identity": identity}
 
 
-def _check_choice(name: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {name} {value!r}; valid: {', '.join(sorted(choices))}")
-
-
 #: Seeds are stored (and counted by the memory accounting) as 64-bit integers.
 SEED_LIMIT = 2**63 - 1
 
 
-def _check_int(name: str, value: int, minimum: int = 0) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_seed(name: str, value: int) -> None:
-    _check_int(name, value)
-    if value > SEED_LIMIT:
-        raise ConfigError(f"{name} must be an integer in [0, 2**63 - 1] (seeds are stored in 64 bits), got {value!r}")
-
-
-def _check_bool(name: str, value: bool) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
-def _check_optional_path(name: str, value: str | None) -> None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{name} must be a path (a string) or unset, got {value!r}")
-
-
-def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(f"{name} must be a finite number {bound}, got {value!r}")
+def _seed(name: str, value: Any) -> int:
+    return checks.integer(name, value, 0, SEED_LIMIT, shown="2**63 - 1", why="seeds are stored in 64 bits")
 
 
 @dataclass(frozen=True)
@@ -78,16 +49,16 @@ class TicketSpec:
 
     def __post_init__(self) -> None:
         for name in ("sparsity", "prune_ratio", "lock_ratio"):
-            object.__setattr__(self, name, _as_float(name, getattr(self, name)))
+            object.__setattr__(self, name, checks.as_float(name, getattr(self, name)))
         check_feasible(self.sparsity, self.prune_ratio, self.lock_ratio)
-        _check_choice("distribution", self.distribution, DISTRIBUTIONS)
-        _check_choice("weight_init", self.weight_init, INITS)
-        _check_choice("score_init", self.score_init, INITS)
-        _check_choice("scale", self.scale, SCALE_MODES)
+        checks.choice("distribution", self.distribution, DISTRIBUTIONS)
+        checks.choice("weight_init", self.weight_init, INITS)
+        checks.choice("score_init", self.score_init, INITS)
+        checks.choice("scale", self.scale, SCALE_MODES)
         if self.scale == "static" and self.sparsity >= 1:
             raise ConfigError("scale='static' needs sparsity < 1 (its factor is 1/sqrt(1 - sparsity))")
         for name in ("weight_seed", "score_seed", "freeze_seed"):
-            _check_seed(name, getattr(self, name))
+            _seed(name, getattr(self, name))
 
     @property
     def freeze_ratio(self) -> float:
@@ -119,12 +90,12 @@ class DataSpec:
     num_workers: int = field(default=4, metadata=field_meta("decoding worker processes (image-folder datasets)", identity=False))
 
     def __post_init__(self) -> None:
-        _check_optional_path("data_dir", self.data_dir)
-        _check_bool("download", self.download)
-        _check_bool("augment", self.augment)
-        _check_seed("split_seed", self.split_seed)
-        _check_seed("order_seed", self.order_seed)
-        _check_int("num_workers", self.num_workers)
+        checks.text("data_dir", self.data_dir, what="a path (a string)")
+        checks.boolean("download", self.download)
+        checks.boolean("augment", self.augment)
+        _seed("split_seed", self.split_seed)
+        _seed("order_seed", self.order_seed)
+        checks.integer("num_workers", self.num_workers)
 
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -149,24 +120,14 @@ class TrainSpec:
     channels_last: bool = field(default=False, metadata=field_meta("channels-last memory format on CUDA", identity=False))
 
     def __post_init__(self) -> None:
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("device", self.device, DEVICES)
-        object.__setattr__(self, "lr", _as_float("lr", self.lr))
-        object.__setattr__(self, "momentum", _as_float("momentum", self.momentum))
-        object.__setattr__(self, "weight_decay", _as_float("weight_decay", self.weight_decay))
-        _check_positive("lr", self.lr)
-        _check_positive("momentum", self.momentum, allow_zero=True)
-        _check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        _check_int("epochs", self.epochs, minimum=1)
-        _check_bool("bf16", self.bf16)
-        _check_bool("channels_last", self.channels_last)
-        _check_int("batch_size", self.batch_size, minimum=1)
-        _check_int("eval_batch_size", self.eval_batch_size, minimum=1)
-
-
-def _as_float(name: str, value: Any) -> float:
-    """Accept ints and numpy scalars for float fields, refuse everything else with a clear message."""
-    if isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, str):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
+        checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.choice("schedule", self.schedule, SCHEDULES)
+        checks.choice("device", self.device, DEVICES)
+        for name, strict in (("lr", True), ("momentum", False), ("weight_decay", False)):
+            value = checks.as_float(name, getattr(self, name))
+            object.__setattr__(self, name, checks.number(name, value, 0, strict=strict))
+        checks.integer("epochs", self.epochs, minimum=1)
+        checks.boolean("bf16", self.bf16)
+        checks.boolean("channels_last", self.channels_last)
+        checks.integer("batch_size", self.batch_size, minimum=1)
+        checks.integer("eval_batch_size", self.eval_batch_size, minimum=1)
