@@ -1,10 +1,14 @@
+import shutil
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the fake_datasets helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules (helpers, hostile, sweep_runs, ...)
+
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +19,18 @@ def _keep_torch_thread_count():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def marked_env(tmp_path):
+    """ENV with a unique mark every Ray process of the sweep inherits, the system temp dir in tmp_path, and
+    Ray's own temp dir short (its socket paths must stay under 108 characters) and private to the test."""
+    from ray_processes import (
+        MARK,  # here, not at the top: most tests need neither psutil nor MLflow
+    )
+    from sweep_runs import ENV
+
+    ray_tmp = tempfile.mkdtemp(prefix="rt-")
+    (tmp_path / "tmp").mkdir()
+    yield {**ENV, MARK: uuid.uuid4().hex, "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": ray_tmp}
+    shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -43,6 +43,17 @@ def marked_processes(mark: str, directories: tuple[Path, ...] = ()) -> list[psut
     return found
 
 
+def wait_for(condition, timeout: float = 60.0, interval: float = 0.2):
+    """Poll ``condition()`` until it returns something true (returned) or ``timeout`` seconds pass (its last
+    value is returned): for tests that wait on another process, instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
 def wait_until_gone(mark: str, directories: tuple[Path, ...] = (), timeout: float = 60.0) -> list[str]:
     """Wait for the marked processes to end; the ones still alive after ``timeout`` seconds, described."""
     deadline = time.monotonic() + timeout

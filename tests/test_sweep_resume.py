@@ -15,12 +15,7 @@ from pathlib import Path
 
 import pytest
 from ray_processes import MARK, wait_until_gone
-from test_sweeps_e2e import (  # noqa: F401 (marked_env: a fixture)
-    SCRIPT,
-    marked_env,
-    mlflow_runs,
-    write_sweep,
-)
+from sweep_runs import SCRIPT, mlflow_runs, write_sweep
 
 pytestmark = pytest.mark.slow
 

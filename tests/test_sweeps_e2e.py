@@ -4,30 +4,23 @@ Each test runs `python sweeps/pareto.py` as a real process with its own sqlite M
 results directory, and reads the outcome back through MLflow's client and Ray's files. Ray nodes a
 test starts itself are stopped by process id.
 
-Ray runs as users run it: RAY_AUTH_MODE is left unset, so a local `ray.init` turns Ray's token
-authentication on (Ray 2.60 cannot bind its services to 127.0.0.1, see README: Security). The token is
-a fresh one in RAY_AUTH_TOKEN, so no test reads or writes ~/.ray/auth_token.
+Ray runs with its token authentication on, as users run it (see tests/sweep_runs.py).
 """
 
 import csv
 import json
 import os
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import mlflow
 import optuna
 import pytest
-from mlflow.tracking import MlflowClient
 from ray_processes import (
     MARK,
     gcs_answers,
@@ -35,89 +28,20 @@ from ray_processes import (
     is_loopback,
     listening_sockets,
     marked_processes,
+    wait_for,
     wait_until_gone,
+)
+from sweep_runs import (
+    assert_no_duplicate_epochs,
+    mlflow_runs,
+    run_sweep,
+    sweep_command,
+    write_sweep,
 )
 
 from frozen_slt.ticket import read_ticket
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "sweeps" / "pareto.py"
 pytestmark = pytest.mark.slow
-ENV = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"} | {
-    "RAY_AUTH_TOKEN": secrets.token_hex(32), "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-
-SMALL_SWEEP = """
-name = "{name}"
-search = "{search}"
-families = {families}
-weight_trained_baseline = {baseline}
-[experiment]
-model = "conv4"
-dataset = "digits"
-epochs = {epochs}
-batch_size = 64
-lr = 0.05
-[grid]
-sparsity = {sparsity}
-freeze_ratio = {freeze}
-[optuna]
-num_samples = {samples}
-strategy = "size-aware"
-sparsity = {optuna_sparsity}
-freeze_ratio = {optuna_freeze}
-[scheduler]
-kind = "{scheduler}"
-grace_epochs = 1
-reduction_factor = 3
-[resources]
-cpus_per_trial = 1
-max_failures = {max_failures}
-"""
-
-
-def write_sweep(tmp_path, name="small", search="grid", baseline="true", epochs=2, samples=3, max_failures=2,
-                families='["dense", "pruned", "frozen"]', sparsity="[0.5]", freeze="[0.3, 0.6]", scheduler="fifo",
-                optuna_sparsity="[0.1, 0.9]", optuna_freeze="[0.1, 0.9]"):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(SMALL_SWEEP.format(name=name, search=search, baseline=baseline, epochs=epochs, samples=samples,
-                                       max_failures=max_failures, families=families, sparsity=sparsity, freeze=freeze,
-                                       scheduler=scheduler, optuna_sparsity=optuna_sparsity,
-                                       optuna_freeze=optuna_freeze))
-    return path
-
-
-def sweep_command(tmp_path, *args):
-    return [sys.executable, str(SCRIPT), "--quiet", "--storage", str(tmp_path / "ray"),
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *args]
-
-
-def run_sweep(tmp_path, *args, timeout=300, env=ENV):
-    return subprocess.run(sweep_command(tmp_path, *args), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def mlflow_runs(tmp_path):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("frozen-slt")
-    runs = client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return client, parents, children
-
-
-def assert_no_duplicate_epochs(client, children):
-    for child in children:
-        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_accuracy")]
-        assert len(steps) == len(set(steps)), steps
-
-
-@pytest.fixture
-def marked_env(tmp_path):
-    """ENV with a unique mark every Ray process of the sweep inherits, the system temp dir in tmp_path, and
-    Ray's own temp dir short (its socket paths must stay under 108 characters) and private to the test."""
-    ray_tmp = tempfile.mkdtemp(prefix="rt-")
-    (tmp_path / "tmp").mkdir()
-    yield {**ENV, MARK: uuid.uuid4().hex, "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": ray_tmp}
-    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def watch_listening_sockets(command, cwd, env):
@@ -242,8 +166,8 @@ def kill_after_two_trials(tmp_path, marked_env, *args):
     process.send_signal(signal.SIGKILL)
     process.wait()
     # the killed driver's GCS and raylet die with it; its agents would linger a minute: the resume ends them
-    time.sleep(2)
-    assert not {"gcs_server", "raylet"} & {p.name() for p in marked_processes(marked_env[MARK], ours)}
+    assert wait_for(lambda: not {"gcs_server", "raylet"} & {p.name() for p in marked_processes(marked_env[MARK], ours)},
+                    timeout=30)
     return {c.data.tags["ray_trial_id"] for c in mlflow_runs(tmp_path)[2] if c.info.status == "FINISHED"}
 
 
@@ -360,6 +284,12 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def port_accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_two_node_cluster_on_localhost(tmp_path, marked_env):
     # `ray start` (unlike a local ray.init) needs token authentication asked for; both nodes share the token
     env = {**marked_env, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
@@ -370,7 +300,7 @@ def test_two_node_cluster_on_localhost(tmp_path, marked_env):
                             env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     nodes = []
     try:
-        time.sleep(5)
+        assert wait_for(lambda: port_accepts(port), timeout=60), "the head's GCS never listened"
         worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", *common],
                                   env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         nodes.append(worker)
