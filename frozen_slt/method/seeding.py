@@ -1,4 +1,4 @@
-"""One seed per source of randomness, each feeding its own ``torch.Generator`` (design.md habit 5).
+"""One seed per source of randomness, each feeding its own ``torch.Generator``.
 
 The generator for a purpose is seeded from a hash of (purpose, seed), so equal seed values for two
 purposes (say weight_seed = score_seed = 0) still give unrelated streams.
