@@ -21,8 +21,8 @@ from reference import (  # noqa: E402  (the authors' formulation of τ)
     reference_update,
 )
 
-__all__ = ["REPOSITORY", "bits", "fused_loops", "make_layers", "random_layer", "reference_threshold",
-           "reference_update"]
+__all__ = ["REPOSITORY", "assert_weight_follows_changes", "bits", "fused_loops", "make_layers", "random_layer",
+           "reference_threshold", "reference_update"]
 
 
 @contextlib.contextmanager
@@ -73,3 +73,19 @@ def make_layers(sizes, prune_fraction, lock_fraction, seed, quantize=None):
         layer.set_freeze_state(state.view(out_features, in_features))
         layers.append(layer)
     return layers
+
+
+def assert_weight_follows_changes(layer, eager_weight) -> None:
+    """``layer``'s effective weight equals ``eager_weight()`` (the same layer's, computed afresh) after each
+    change of its state made outside any optimizer: the scores in place, τ, the freeze state."""
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    with torch.no_grad():
+        layer.score.mul_(-2.0)  # in place, seen by the version counter
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    layer.threshold.fill_(layer.score.detach().abs().median().item())
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    state = layer.freeze_state.clone()
+    layer.set_freeze_state(torch.zeros_like(state))
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    layer.set_freeze_state(state)
+    assert torch.equal(layer.effective_weight().detach(), eager_weight())

@@ -48,6 +48,15 @@ max_failures = {max_failures}
 """
 
 
+def grid_sweep(name: str, epochs: int, sparsity: str = "[0.5]", freeze: str = "[0.3, 0.6]", search: str = "grid",
+               tail: str = "") -> str:
+    """The text of a small conv2 sweep over the three families without a baseline, then ``tail`` (more of its
+    [grid] section, or more sections)."""
+    return (f'\nname = "{name}"\nsearch = "{search}"\nfamilies = ["dense", "pruned", "frozen"]\n'
+            f'weight_trained_baseline = false\n[experiment]\nmodel = "conv2"\ndataset = "digits"\nepochs = {epochs}\n'
+            f"[grid]\nsparsity = {sparsity}\nfreeze_ratio = {freeze}\n" + tail)
+
+
 def write_sweep(tmp_path, name="small", search="grid", baseline="true", epochs=2, samples=3, max_failures=2,
                 families='["dense", "pruned", "frozen"]', sparsity="[0.5]", freeze="[0.3, 0.6]", scheduler="fifo",
                 optuna_sparsity="[0.1, 0.9]", optuna_freeze="[0.1, 0.9]"):

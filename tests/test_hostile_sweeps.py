@@ -14,27 +14,13 @@ from pathlib import Path
 import pytest
 from hostile import REPOSITORY, assert_one_line_error, listing, run_command
 from ray_processes import MARK, marked_processes
+from sweep_runs import grid_sweep
 
 pytestmark = pytest.mark.slow  # each case starts a Python process (about 4 s, most of it imports)
 
 SCRIPT = REPOSITORY / "sweeps" / "pareto.py"
-GRID = """
-name = "hostile"
-search = "{search}"
-families = ["dense", "pruned", "frozen"]
-weight_trained_baseline = false
-[experiment]
-model = "conv2"
-dataset = "digits"
-epochs = 2
-[grid]
-sparsity = {sparsity}
-freeze_ratio = [0.3]
-lock_share = {lock_share}
-[optuna]
-num_samples = 3
-{optuna_storage}
-"""
+GRID = grid_sweep("hostile", epochs=2, sparsity="{sparsity}", freeze="[0.3]", search="{search}",
+                  tail="lock_share = {lock_share}\n[optuna]\nnum_samples = 3\n{optuna_storage}\n")
 
 
 def closed_port() -> int:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from helpers import bits, fused_loops, random_layer
+from helpers import assert_weight_follows_changes, bits, fused_loops, random_layer
 from torch import nn
 from torch.nn import functional as F
 
@@ -127,15 +127,7 @@ def test_the_effective_weight_follows_every_change_of_the_layer(fused):
         with fused_loops(False):
             return copy.deepcopy(layer).effective_weight().detach()
 
-    assert torch.equal(layer.effective_weight().detach(), eager_weight())
-    with torch.no_grad():
-        layer.score.mul_(-2.0)  # in place, seen by the version counter
-    assert torch.equal(layer.effective_weight().detach(), eager_weight())
-    layer.threshold.fill_(layer.score.detach().abs().median().item())
-    assert torch.equal(layer.effective_weight().detach(), eager_weight())
-    state = layer.freeze_state.clone()
-    layer.set_freeze_state(torch.zeros_like(state))
-    assert torch.equal(layer.effective_weight().detach(), eager_weight())
+    assert_weight_follows_changes(layer, eager_weight)
     source = random_layer(MaskedConv2d(2, 3, 3), seed=2)
     layer.load_state_dict(source.state_dict())
     assert torch.equal(layer.effective_weight(), source.effective_weight())

@@ -6,7 +6,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from helpers import bits, fused_loops
+from helpers import assert_weight_follows_changes, bits, fused_loops
 
 from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.data import load_dataset
@@ -221,16 +221,7 @@ def test_a_prepared_weight_follows_changes_made_outside_the_optimizer():
         assert routes.route(unprepared).path == routes.FUSED
         return unprepared.effective_weight().detach()
 
-    assert torch.equal(layer.effective_weight().detach(), eager_weight())
-    with torch.no_grad():
-        layer.score.mul_(-2.0)  # in place, seen by the version counter
-    assert torch.equal(layer.effective_weight().detach(), eager_weight())
-    layer.threshold.fill_(layer.score.detach().abs().median().item())
-    assert torch.equal(layer.effective_weight().detach(), eager_weight())
-    state = layer.freeze_state.clone()
-    layer.set_freeze_state(torch.zeros_like(state))
-    assert torch.equal(layer.effective_weight().detach(), eager_weight())
-    layer.set_freeze_state(state)
+    assert_weight_follows_changes(layer, eager_weight)
     loaded = Run(cfg, fused=True)
     loaded.network.load_saved_state(run.network.state_to_save())
     for a, b in zip(loaded.layers(), run.layers()):

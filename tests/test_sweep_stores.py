@@ -7,7 +7,6 @@ import http.server
 import socket
 import sqlite3
 import threading
-from pathlib import Path
 
 import pytest
 from hostile import listing

@@ -9,6 +9,7 @@ import pytest
 import ray
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
+from sweep_runs import grid_sweep
 
 from sweeps.outcome import SweepOutcome
 from sweeps.pareto import main
@@ -16,18 +17,7 @@ from sweeps.space import plan_sweep
 from sweeps.spec import CONFIG_DIR, load_sweep_spec, smoke_spec
 from sweeps.tracking import PARENT_TAG, TRIAL_TAG, SweepTracker, TrialLogger
 
-GOOD = """
-name = "check"
-families = ["dense", "pruned", "frozen"]
-weight_trained_baseline = false
-[experiment]
-model = "conv2"
-dataset = "digits"
-epochs = 1
-[grid]
-sparsity = [0.5]
-freeze_ratio = [0.3, 0.6]
-"""
+GOOD = grid_sweep("check", epochs=1)
 
 
 def run_main(tmp_path, text, *args):
@@ -70,17 +60,6 @@ def run_main(tmp_path, text, *args):
     (GOOD, ["--search", "optuna", "--num-samples", "2"], "num_samples = 2 cannot give each of the 3 families"),
     (GOOD + "[optuna]\nsparsity = [0.1, 0.3]\nfreeze_ratio = [0.5, 0.9]\n", ["--search", "optuna"],
      "a pruned source needs freeze_ratio <= sparsity"),
-    (GOOD.replace("sparsity = [0.5]", "sparsity = [1.0]"), [],
-     "[grid] sparsity 1.0 leaves the frozen family nothing to lock: at k = 1 every weight is pruned"),
-    (GOOD.replace("freeze_ratio = [0.3, 0.6]", "freeze_ratio = [0.3, 0.6]\nlock_share = 0.0"), [],
-     "[grid] lock_share = 0 locks no frozen weight (r = s·f = 0), which makes every frozen point a pruned source; "
-     "the frozen family needs 0 < lock_share <= 1"),
-    (GOOD, ["--inject-fault", "-1"], "--inject-fault -1 is not an epoch the trials train: use 1 to 1 (the trials of "
-     "sweep 'check' train 1 epoch; epoch 0 is the evaluation before training)"),
-    (GOOD, ["--inject-fault", "0"], "--inject-fault 0 is not an epoch the trials train: use 1 to 1"),
-    (GOOD, ["--inject-fault", "2"], "--inject-fault 2 is not an epoch the trials train: use 1 to 1"),
-    (GOOD, ["--tracking-uri", "sqlite:////proc/mlflow.db"], "MLflow tracking store sqlite:////proc/mlflow.db "
-     "(--tracking-uri): cannot create files in /proc"),
 ])
 def test_bad_sweeps_exit_2_before_ray_or_mlflow_start(tmp_path, capsys, text, args, needle):
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}

@@ -27,7 +27,6 @@ from frozen_slt.method.threshold import update_thresholds
 from frozen_slt.models import build_model
 from frozen_slt.ticket import (
     FORMAT_VERSION,
-    MAGIC,
     decode_ticket,
     dense_module,
     encode_ticket,
