@@ -43,6 +43,7 @@ def export_revision(revision: str, destination: Path) -> Path:
 
 def run_sweep(checkout: Path, scratch: Path, extra: list[str]) -> dict:
     """One default sweep from ``checkout``; its wall time, load averages and finished trials."""
+    scratch.mkdir(parents=True, exist_ok=True)  # a sweep refuses a tracking database in a folder that is not there
     storage, tracking = scratch / "ray_results", f"sqlite:///{scratch / 'mlflow.db'}"
     environment = {**os.environ, "PYTHONPATH": str(checkout), "RAY_AUTH_MODE": "disabled"}
     command = [sys.executable, "sweeps/pareto.py", "--storage", str(storage), "--tracking-uri", tracking, "--quiet", *extra]
