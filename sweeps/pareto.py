@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: import the project's packages,
 
 from frozen_slt.errors import FrozenSLTError, SweepConfigError  # noqa: E402
 from sweeps.fronts import format_fronts  # noqa: E402
+from sweeps.outcome import placement_lines  # noqa: E402
 from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
 from sweeps.spec import DEFAULT_CONFIG, STRATEGIES, load_sweep_spec, smoke_spec  # noqa: E402
 from sweeps.tracking import browse_instructions, default_tracking_uri  # noqa: E402
@@ -110,6 +111,8 @@ def print_summary(spec, options: SweepOptions, outcome) -> None:
         print(f"FAILED {trial}: {error}")
     if outcome.unfinished:
         print(f"not finished (run the same command again to resume): {', '.join(outcome.unfinished)}")
+    for line in placement_lines(outcome):
+        print(line)
     print(f"results: {outcome.artifacts[-1].parent}")
     print(f"MLflow: parent run {outcome.parent_run_id} in {options.tracking_uri}; browse it with")
     plot = next((path.name for path in outcome.artifacts if path.suffix == ".png"), None)

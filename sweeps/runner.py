@@ -25,6 +25,7 @@ from .spec import SweepSpec
 from .stores import check_stores
 from .tickets import artifact_uri, hand_back_ticket
 from .tracking import SweepTracker
+from .trial_runs import retried_trials
 
 TRAINABLES = Path(__file__).resolve().parents[1] / "trainables"
 
@@ -217,8 +218,11 @@ def _tickets_dir(spec: SweepSpec, options: SweepOptions) -> Path:
 
 
 def _hand_back_tickets(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome) -> None:
-    """Give every finished ticket trial's record its ticket file and MLflow run (see sweeps.tickets)."""
-    run_ids = tracker.child_run_ids()
+    """Give every finished ticket trial's record its ticket file and MLflow run (see sweeps.tickets), and the
+    outcome the trials Ray retried (their child runs count the retries)."""
+    runs = tracker.child_runs()
+    run_ids = {trial_id: run.info.run_id for trial_id, run in runs.items()}
+    outcome.retried = retried_trials(runs)
     for record in outcome.records:
         trial_id = record["trial_id"]
         record["mlflow_run_id"] = run_ids.get(trial_id, "")

@@ -111,11 +111,11 @@ class SweepTracker:
             self.end("FAILED")
             raise
 
-    def child_run_ids(self) -> dict[str, str]:
-        """``{Ray trial id: MLflow run id}`` of the parent's child runs."""
+    def child_runs(self) -> dict[str, Any]:
+        """``{Ray trial id: MLflow run}`` of the parent's child runs."""
         children = self.client.search_runs([self.experiment_id], max_results=10000,
                                            filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}'")
-        return {child.data.tags[TRIAL_TAG]: child.info.run_id for child in children if TRIAL_TAG in child.data.tags}
+        return {child.data.tags[TRIAL_TAG]: child for child in children if TRIAL_TAG in child.data.tags}
 
     def end(self, status: str) -> None:
         """End the parent run with ``status``, and with it every child run still RUNNING (trials the sweep
@@ -177,7 +177,13 @@ class MlflowTrialCallback(tune.Callback):
         self._run_id(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.logger.log_epoch(self._run_id(trial), result)
+        run_id = self._run_id(trial)
+        self.logger.log_epoch(run_id, result)
+        self.logger.note_node(run_id, result)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        # Ray calls this after the trial failed (its error file written) and before it is scheduled again
+        self.logger.note_retry(self._run_id(trial), trial.num_failures, last_error(trial))
 
     def recorded_before(self, trial_id: str) -> bool:
         """Whether an earlier driver of the sweep recorded ``trial_id``'s completion (TrialLogger)."""

@@ -1,5 +1,9 @@
 """The child runs of a sweep's MLflow parent run: one per Ray trial, created on the trial's first event and
 found again by its trial id tag after a resume, so a resumed or retried trial leaves no duplicate points.
+
+Each child run also says where its trial ran (tags ``node_ip`` and ``hostname``: the node of its latest
+result; ``ran_on``: every node it reported from, in order) and how often Ray retried it (``retries``,
+with ``last_retry_error``), as on a cluster that lost a node.
 """
 
 from __future__ import annotations
@@ -7,15 +11,34 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from trainables.tune_trainable import trained_full_budget
+
+from .outcome import node_label
 
 PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
                  "realised_sparsity", "lr", "best_val_accuracy", "best_test_accuracy")
+RAN_ON_TAG = "ran_on"
+RETRIES_TAG = "retries"
+RETRY_ERROR_TAG = "last_retry_error"
+
+
+
+
+def retried_trials(runs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{trial id: {"retries", "error", "ran_on"}}`` of the child runs ``runs`` (``{trial id: MLflow run}``) whose
+    trial Ray retried: how often, the last line of the error before the last retry, and the nodes it ran on."""
+    retried = {}
+    for trial_id, run in runs.items():
+        tags = run.data.tags
+        if int(tags.get(RETRIES_TAG, 0)) > 0:
+            retried[trial_id] = {"retries": int(tags[RETRIES_TAG]), "error": tags.get(RETRY_ERROR_TAG, ""),
+                                 "ran_on": tags.get(RAN_ON_TAG, "")}
+    return retried
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -45,6 +68,7 @@ class TrialLogger:
         self._children: dict[str, str] = {}
         self._logged_epoch: dict[str, int] = {}
         self._finished_before: set[str] = set()  # run ids found FINISHED
+        self._ran_on: dict[str, list[str]] = {}  # run id -> node labels, in the order the trial reported from them
 
     def recorded_before(self, trial_id: str) -> bool:
         """Whether ``trial_id``'s completion was recorded by an earlier driver of the sweep."""
@@ -60,6 +84,8 @@ class TrialLogger:
             run_id, logged = found[0].info.run_id, found[0].data.params
             history = self.client.get_metric_history(run_id, "val_accuracy")
             self._logged_epoch[run_id] = max((m.step for m in history), default=-1)
+            ran_on = found[0].data.tags.get(RAN_ON_TAG)
+            self._ran_on[run_id] = ran_on.split(", ") if ran_on else []
             if found[0].info.status == "FINISHED":
                 self._finished_before.add(run_id)
             else:
@@ -85,6 +111,22 @@ class TrialLogger:
         metrics = [Metric(key, float(result[key]), now, epoch) for key in EPOCH_METRICS if key in result]
         self.client.log_batch(run_id, metrics=metrics)
         self._logged_epoch[run_id] = epoch
+
+    def note_node(self, run_id: str, result: dict[str, Any]) -> None:
+        """Tag the run with the node ``result`` came from when it differs from the last one recorded (one
+        write per node, not per epoch). A run whose completion was recorded before is left as it is."""
+        label = node_label(result)
+        history = self._ran_on.setdefault(run_id, [])
+        if label is None or run_id in self._finished_before or (history and history[-1] == label):
+            return
+        history.append(label)
+        tags = [RunTag("node_ip", str(result["node_ip"])), RunTag("hostname", str(result.get("hostname", "?"))),
+                RunTag(RAN_ON_TAG, ", ".join(history))]
+        self.client.log_batch(run_id, tags=tags)
+
+    def note_retry(self, run_id: str, failures: int, error: str) -> None:
+        """Ray is retrying the trial after its ``failures``-th failure, whose last line is ``error``."""
+        self.client.log_batch(run_id, tags=[RunTag(RETRIES_TAG, str(failures)), RunTag(RETRY_ERROR_TAG, error[:5000])])
 
     def finish_child(self, run_id: str, result: dict[str, Any] | None, error: str | None = None,
                      stop: dict[str, Any] | None = None) -> None:
