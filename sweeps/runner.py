@@ -165,6 +165,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     with tracker.parent_guard():
         write_atomically(_state_path(options, spec), json.dumps(
             {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name,
+             # the retry budget Ray holds for this sweep (unknown for a sweep begun before it was recorded)
+             "max_failures": state.get("max_failures") if restore else spec.max_failures,
              "local_ray": local_ray_record() if started else None}).encode())
         base = spec.base_config()
         scheduler_log = _scheduler_path(spec, options)
@@ -206,6 +208,11 @@ def _prior_state(spec: SweepSpec, options: SweepOptions) -> tuple[bool, dict[str
     if state.get("tracking_uri", options.tracking_uri) != options.tracking_uri:
         raise SweepError(f"sweep {spec.run_name} records into {state['tracking_uri']}, not {options.tracking_uri}; "
                          f"continue it with --tracking-uri {state['tracking_uri']} (or give it other --storage)")
+    started_with = state.get("max_failures")
+    if restore and started_with is not None and started_with != spec.max_failures:
+        raise SweepConfigError(f"max_failures {spec.max_failures} (--max-failures or [resources] max_failures) is not the "
+                               f"{started_with} sweep {spec.run_name} started with, and Ray keeps a sweep's retry budget "
+                               f"when it resumes it; continue it with --max-failures {started_with}")
     return restore, state
 
 
