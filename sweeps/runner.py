@@ -157,7 +157,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     reap_local_ray(state.get("local_ray"))
     started = start_ray(options.address, TRAINABLES, log_to_driver=options.verbose >= 2)
-    check_resources(spec.cpus_per_trial, spec.gpus_per_trial, ray.cluster_resources())
+    check_resources(spec.cpus_per_trial, spec.gpus_per_trial, ray.cluster_resources(),
+                    [node["Resources"] for node in ray.nodes() if node.get("Alive")])
     warn_if_storage_is_not_shared(options.storage)
     options.local_dir.mkdir(parents=True, exist_ok=True)
     tracker = SweepTracker(options.tracking_uri, "frozen-slt", options.local_dir / "mlflow-artifacts")
