@@ -1,6 +1,6 @@
 """cluster-onprem.yaml without a cluster: Ray's own validation, what it must pin (token authentication,
-autoscaler v1, the node addresses) and the setup checks that stop `ray up` with one line.
-tests/test_cluster_onprem.py runs it for real."""
+autoscaler v1, the node addresses), the setup checks that stop `ray up` with one line, and
+sweeps/stop_workers.py's refusals and failures. tests/test_cluster_onprem.py runs it for real."""
 
 import copy
 import stat
@@ -66,3 +66,28 @@ def test_setup_stops_with_one_line_on_a_node_that_lacks_what_ray_up_needs(tmp_pa
     ready = run_checks(tmp_path, f"{good}:{system}")
     assert ready.returncode == 0, ready.stdout + ready.stderr
     assert stat.S_IMODE((tmp_path / ".ray" / "auth_token").stat().st_mode) == 0o600  # made private
+
+
+def stop_workers(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "sweeps" / "stop_workers.py"), *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_stop_workers_refuses_a_machine_that_is_not_an_onprem_head(tmp_path):
+    missing = stop_workers("--config", str(tmp_path / "none.yaml"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "none.yaml not found: run this on the head of a cluster that `ray up` started" in missing.stderr
+    aws = tmp_path / "aws.yaml"
+    aws.write_text(yaml.safe_dump({"provider": {"type": "aws"}, "auth": {"ssh_user": "ubuntu"}}))
+    cloud = stop_workers("--config", str(aws))
+    assert cloud.returncode == 2 and "is not a config of Ray's local provider with worker_ips" in cloud.stderr
+
+
+def test_stop_workers_reports_a_worker_it_cannot_reach(tmp_path):
+    # nothing the test starts listens at 127.0.0.9 (a system sshd on every interface would refuse the key)
+    config = tmp_path / "ray_bootstrap_config.yaml"
+    config.write_text(yaml.safe_dump({"provider": {"type": "local", "head_ip": "127.0.0.8", "worker_ips": ["127.0.0.9"]},
+                                      "auth": {"ssh_user": "nobody", "ssh_private_key": str(tmp_path / "no-key")}}))
+    result = stop_workers("--config", str(config))
+    assert result.returncode == 1
+    assert result.stdout.startswith("127.0.0.9: ray stop failed: exit status 255: ") and result.stdout.count("\n") == 1
