@@ -3,8 +3,8 @@
     ray exec cluster-onprem.yaml 'python3 ~/frozen-slt/sweeps/stop_workers.py' && ray down -y cluster-onprem.yaml
 
 `ray down` runs `ray stop` on the head alone. With Ray's `local` provider it only marks the workers
-terminated in a state file: each worker's raylet runs on until it gives up on the lost head, and Ray's log
-monitor there stays for good. This script reads the worker addresses and the SSH login that `ray up` gave
+terminated in a state file: a worker's raylet runs on until it gives up on the lost head (50 s), its agents
+a minute later, and Ray's log monitor there stays. This script reads the worker addresses and the SSH login that `ray up` gave
 the head's autoscaler (``~/ray_bootstrap_config.yaml``, whose key is ``~/ray_bootstrap_key.pem``) and runs
 `ray stop` on each worker the way the autoscaler runs its commands there: over SSH, in a login shell that
 reads ``~/.bashrc`` (where cluster-onprem.yaml puts Ray on the PATH).
