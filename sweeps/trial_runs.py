@@ -27,8 +27,6 @@ RETRIES_TAG = "retries"
 RETRY_ERROR_TAG = "last_retry_error"
 
 
-
-
 def retried_trials(runs: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{trial id: {"retries", "error", "ran_on"}}`` of the child runs ``runs`` (``{trial id: MLflow run}``) whose
     trial Ray retried: how often, the last line of the error before the last retry, and the nodes it ran on."""
