@@ -187,10 +187,13 @@ def reap_local_ray(record: dict[str, Any] | None) -> list[int]:
     return [process.pid for process in leftovers]
 
 
-def check_resources(cpus_per_trial: float, gpus_per_trial: float, resources: dict[str, float]) -> None:
-    """Fail at once when one trial asks for more than the whole cluster has (Ray would wait forever).
+def check_resources(cpus_per_trial: float, gpus_per_trial: float, resources: dict[str, float],
+                    nodes: list[dict[str, float]] | None = None) -> None:
+    """Fail at once when one trial asks for more than the whole cluster has, or than any one of its nodes has
+    (a trial runs on one node; Ray would wait forever).
 
-    ``resources`` is the cluster's total, as ``ray.cluster_resources()`` gives it.
+    ``resources`` is the cluster's total, as ``ray.cluster_resources()`` gives it; ``nodes`` each live node's
+    resources (``ray.nodes()``), when known.
     """
     gpus, cpus = resources.get("GPU", 0.0), resources.get("CPU", 0.0)
     if gpus_per_trial > 0 and gpus < gpus_per_trial:
@@ -201,6 +204,13 @@ def check_resources(cpus_per_trial: float, gpus_per_trial: float, resources: dic
     if cpus < cpus_per_trial:
         raise SweepError(f"trials ask for {cpus_per_trial:g} CPUs each but the Ray cluster has {cpus:g}; "
                          f"use --cpus-per-trial {max(cpus, 1):g} or less")
+    fits = [node for node in nodes or [] if node.get("CPU", 0.0) >= cpus_per_trial and node.get("GPU", 0.0) >= gpus_per_trial]
+    if nodes and not fits:
+        largest = ", ".join(f"{node.get('CPU', 0.0):g} CPUs and {node.get('GPU', 0.0):g} GPUs" for node in
+                            sorted(nodes, key=lambda node: (node.get("GPU", 0.0), node.get("CPU", 0.0)))[-1:])
+        raise SweepError(f"trials ask for {cpus_per_trial:g} CPUs and {gpus_per_trial:g} GPUs each, but a trial runs on one "
+                         f"node and no node of the Ray cluster has that much (the largest has {largest}); ask for less "
+                         "with --cpus-per-trial / --gpus-per-trial")
 
 
 def warn_if_storage_is_not_shared(storage: str) -> None:

@@ -1,8 +1,10 @@
 """The outcome of a sweep: its trials sorted from Ray's results into full-budget records (the fronts' only
-input), trials a scheduler stopped, failed and unfinished ones, and what early stopping saved."""
+input), trials a scheduler stopped, failed and unfinished ones, what early stopping saved, and where the
+trials ran (the node of each trial's last result, and the trials Ray retried)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ class SweepOutcome:
     epochs_trained: int = 0  # over all trials, by the last epoch each reported
     epochs_saved: int = 0  # the epochs the stopped trials did not train
     checkpoints: dict[str, Any] = field(default_factory=dict)  # trial id -> its last Ray checkpoint
+    nodes: dict[str, str] = field(default_factory=dict)  # trial id -> the node of its last result (node_label)
+    retried: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial id -> retries, error, ran_on (MLflow)
     fronts: dict[str, Any] = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
     experiment_id: str = ""
@@ -38,6 +42,14 @@ class SweepOutcome:
         """The parent run's final status: KILLED when the sweep was stopped before its end (Ctrl-C: Tune
         returns with trials unfinished), FAILED when a trial gave up, else FINISHED."""
         return "KILLED" if self.unfinished else "FAILED" if self.failed else "FINISHED"
+
+
+def node_label(result: dict[str, Any]) -> str | None:
+    """``"10.0.0.2 (gpu-2)"``: the node a Ray result came from (Ray adds ``node_ip`` and ``hostname`` to every
+    reported result), or None for a result without them."""
+    if not result.get("node_ip"):
+        return None
+    return f"{result['node_ip']} ({result.get('hostname', '?')})"
 
 
 def trial_record(result, base: ExperimentConfig) -> dict[str, Any]:
@@ -62,6 +74,8 @@ def collect(grid, base: ExperimentConfig, stops: dict[str, dict[str, Any]]) -> S
         metrics = result.metrics or {}
         trial = metrics.get("trial_id") or Path(result.path).name
         outcome.epochs_trained += int(metrics.get("epoch", 0))
+        if node_label(metrics):
+            outcome.nodes[trial] = node_label(metrics)
         if result.error is not None:
             outcome.failed.append((trial, str(result.error).strip().splitlines()[-1][:300]))
         elif trained_full_budget(metrics):
@@ -83,3 +97,17 @@ def early_stopping_summary(spec: SweepSpec, outcome: SweepOutcome) -> dict[str, 
     return {"scheduler": spec.scheduler, "trials": len(outcome.records) + len(outcome.stopped),
             "trials_stopped": len(outcome.stopped), "epochs_trained": outcome.epochs_trained,
             "epochs_saved": outcome.epochs_saved, "stopped": outcome.stopped}
+
+
+def placement_lines(outcome: SweepOutcome) -> list[str]:
+    """The summary's lines on where the trials ran: how many ended on each node, and each trial Ray retried
+    (a node lost, a failure) with how often, the nodes it ran on and the error before its last retry."""
+    lines = []
+    if outcome.nodes:
+        counts = sorted(Counter(outcome.nodes.values()).items())
+        lines.append("trials per node (where each ended): " + ", ".join(f"{node} {count}" for node, count in counts))
+    for trial, retry in sorted(outcome.retried.items()):
+        times = "once" if retry["retries"] == 1 else f"{retry['retries']} times"
+        lines.append(f"retried {trial} {times} from its last checkpoint, ran on {retry['ran_on'] or '?'}; "
+                     f"before the last retry: {retry['error']}")
+    return lines

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: import the project's packages,
 
 from frozen_slt.errors import FrozenSLTError, SweepConfigError  # noqa: E402
 from sweeps.fronts import format_fronts  # noqa: E402
+from sweeps.outcome import placement_lines  # noqa: E402
 from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
 from sweeps.spec import (  # noqa: E402
     DEFAULT_CONFIG,
@@ -45,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-concurrent", type=int, help="trials running at once (default: as many as resources allow)")
     parser.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions pack trials on one GPU")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
+    parser.add_argument("--max-failures", type=int, metavar="N",
+                        help="retries of a failing trial, each from its last epoch (default: the config's [resources] "
+                             "max_failures, 2). A lost node fails every trial running on it and each retry resumes on "
+                             "another node (or the same one once it is back), so 0 ends those trials FAILED (run the "
+                             "command again to retry them); a trial that fails for its own reason (a bug, a NaN) is "
+                             "retried as often, each retry costing its epochs up to the failure again")
     parser.add_argument("--address",
                         help="Ray cluster to run on: host:port, auto (the cluster `ray start` recorded on this machine, "
                              "which must answer) or local (a new Ray of the sweep's own); default: $RAY_ADDRESS, else "
@@ -66,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def spec_from_args(args: argparse.Namespace):
     spec = load_sweep_spec(args.config)
     overrides = {"search": args.search, "num_samples": args.num_samples, "strategy": args.strategy,
-                 "max_concurrent": args.max_concurrent,
+                 "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
                  "gpus_per_trial": args.gpus_per_trial, "cpus_per_trial": args.cpus_per_trial}
     spec = replace(spec, **{key: value for key, value in overrides.items() if value is not None})
     for flag, value in (("--num-samples", args.num_samples), ("--strategy", args.strategy)):
@@ -115,6 +122,8 @@ def print_summary(spec, options: SweepOptions, outcome) -> None:
         print(f"FAILED {trial}: {error}")
     if outcome.unfinished:
         print(f"not finished (run the same command again to resume): {', '.join(outcome.unfinished)}")
+    for line in placement_lines(outcome):
+        print(line)
     print(f"results: {outcome.artifacts[-1].parent}")
     print(f"MLflow: parent run {outcome.parent_run_id} in {options.tracking_uri}; browse it with")
     plot = next((path.name for path in outcome.artifacts if path.suffix == ".png"), None)

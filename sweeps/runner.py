@@ -30,6 +30,7 @@ from .spec import SweepSpec
 from .stores import check_stores
 from .tickets import artifact_uri, hand_back_ticket
 from .tracking import SweepTracker
+from .trial_runs import retried_trials
 
 TRAINABLES = Path(__file__).resolve().parents[1] / "trainables"
 
@@ -161,7 +162,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     reap_local_ray(state.get("local_ray"))
     started = start_ray(options.address, TRAINABLES, log_to_driver=options.verbose >= 2)
-    check_resources(spec.cpus_per_trial, spec.gpus_per_trial, ray.cluster_resources())
+    check_resources(spec.cpus_per_trial, spec.gpus_per_trial, ray.cluster_resources(),
+                    [node["Resources"] for node in ray.nodes() if node.get("Alive")])
     warn_if_storage_is_not_shared(options.storage)
     options.local_dir.mkdir(parents=True, exist_ok=True)
     tracker = SweepTracker(options.tracking_uri, "frozen-slt", options.local_dir / "mlflow-artifacts")
@@ -169,6 +171,8 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     with tracker.parent_guard():
         write_atomically(_state_path(options, spec), json.dumps(
             {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name,
+             # the retry budget Ray holds for this sweep (unknown for a sweep begun before it was recorded)
+             "max_failures": state.get("max_failures") if restore else spec.max_failures,
              "local_ray": local_ray_record() if started else None}).encode())
         base = spec.base_config()
         scheduler_log = _scheduler_path(spec, options)
@@ -210,6 +214,11 @@ def _prior_state(spec: SweepSpec, options: SweepOptions) -> tuple[bool, dict[str
     if state.get("tracking_uri", options.tracking_uri) != options.tracking_uri:
         raise SweepError(f"sweep {spec.run_name} records into {state['tracking_uri']}, not {options.tracking_uri}; "
                          f"continue it with --tracking-uri {state['tracking_uri']} (or give it other --storage)")
+    started_with = state.get("max_failures")
+    if restore and started_with is not None and started_with != spec.max_failures:
+        raise SweepConfigError(f"max_failures {spec.max_failures} (--max-failures or [resources] max_failures) is not the "
+                               f"{started_with} sweep {spec.run_name} started with, and Ray keeps a sweep's retry budget "
+                               f"when it resumes it; continue it with --max-failures {started_with}")
     return restore, state
 
 
@@ -222,8 +231,11 @@ def _tickets_dir(spec: SweepSpec, options: SweepOptions) -> Path:
 
 
 def _hand_back_tickets(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome) -> None:
-    """Give every finished ticket trial's record its ticket file and MLflow run (see sweeps.tickets)."""
-    run_ids = tracker.child_run_ids()
+    """Give every finished ticket trial's record its ticket file and MLflow run (see sweeps.tickets), and the
+    outcome the trials Ray retried (their child runs count the retries)."""
+    runs = tracker.child_runs()
+    run_ids = {trial_id: run.info.run_id for trial_id, run in runs.items()}
+    outcome.retried = retried_trials(runs)
     for record in outcome.records:
         trial_id = record["trial_id"]
         record["mlflow_run_id"] = run_ids.get(trial_id, "")

@@ -87,9 +87,11 @@ def is_loopback(address: str) -> bool:
     return ipaddress.ip_address(address).is_loopback
 
 
-def gcs_answers(address: str, env: dict[str, str]) -> str:
-    """What Ray's own GCS client gets from ``address`` with the token (or none) that ``env`` holds."""
-    out = subprocess.run([sys.executable, "-c", GCS_PROBE, address], env=env, capture_output=True, text=True, timeout=120)
+def gcs_answers(address: str, env: dict[str, str], prefix: tuple[str, ...] = ()) -> str:
+    """What Ray's own GCS client gets from ``address`` with the token (or none) that ``env`` holds; ``prefix``
+    runs the probe inside another command (``nsenter --net=...``: from another network namespace)."""
+    out = subprocess.run([*prefix, sys.executable, "-c", GCS_PROBE, address], env=env, capture_output=True, text=True,
+                         timeout=120)
     return (out.stdout.strip().splitlines() or [out.stderr.strip()[-300:]])[-1]
 
 

@@ -101,6 +101,18 @@ def test_resources_the_cluster_lacks_are_refused():
     check_resources(1, 0.25, {"CPU": 8.0, "GPU": 1.0})
 
 
+
+def test_a_trial_that_fits_the_cluster_but_no_single_node_is_refused():
+    # two 2-CPU nodes hold 4 CPUs, but a 4-CPU trial runs on one node: Ray would wait for one forever
+    nodes = [{"CPU": 2.0}, {"CPU": 2.0, "GPU": 1.0}]
+    with pytest.raises(SweepError, match="a trial runs on one node and no node of the Ray cluster has that much "
+                                         r"\(the largest has 2 CPUs and 1 GPUs\)"):
+        check_resources(4, 0, {"CPU": 4.0, "GPU": 1.0}, nodes)
+    with pytest.raises(SweepError, match="no node of the Ray cluster has that much"):
+        check_resources(2, 0.5, {"CPU": 4.0, "GPU": 1.0}, [{"CPU": 2.0}, {"CPU": 1.0, "GPU": 1.0}])
+    check_resources(2, 1, {"CPU": 4.0, "GPU": 1.0}, nodes)  # the second node holds it
+
+
 def _identity(process):
     return {"pid": process.pid, "started": psutil.Process(process.pid).create_time()}
 

@@ -60,6 +60,7 @@ def run_main(tmp_path, text, *args):
     (GOOD, ["--search", "optuna", "--num-samples", "2"], "num_samples = 2 cannot give each of the 3 families"),
     (GOOD + "[optuna]\nsparsity = [0.1, 0.3]\nfreeze_ratio = [0.5, 0.9]\n", ["--search", "optuna"],
      "a pruned source needs freeze_ratio <= sparsity"),
+    (GOOD, ["--max-failures", "-1"], "[resources] max_failures must be an integer >= 0, got -1"),
 ])
 def test_bad_sweeps_exit_2_before_ray_or_mlflow_start(tmp_path, capsys, text, args, needle):
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}
@@ -146,3 +147,23 @@ def test_a_sweep_recorded_in_one_mlflow_store_is_not_continued_in_another(tmp_pa
     assert f"records into {first}, not sqlite:///{tmp_path / 'other.db'}; continue it with --tracking-uri {first}" \
         in capsys.readouterr().err
     assert not ray.is_initialized() and not (tmp_path / "other.db").exists()
+
+
+def test_a_sweep_is_not_resumed_with_another_retry_budget(tmp_path, capsys, monkeypatch):
+    # Ray restores the failure settings a sweep started with, so a changed --max-failures would be ignored
+    from ray import tune
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(GOOD)
+    run_name = smoke_spec(load_sweep_spec(path)).run_name
+    (tmp_path / "ray").mkdir()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "ray" / f"{run_name}.sweep.json").write_text(
+        json.dumps({"parent_run_id": "abc", "tracking_uri": uri, "max_failures": 2}))
+    monkeypatch.setattr(tune.Tuner, "can_restore", staticmethod(lambda path, storage_filesystem=None: True))
+    assert main(["--config", str(path), "--smoke", "--storage", str(tmp_path / "ray"), "--tracking-uri", uri,
+                 "--max-failures", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"is not the 2 sweep {run_name} started with" in err
+    assert "continue it with --max-failures 2" in err
+    assert not ray.is_initialized() and not (tmp_path / "mlflow.db").exists()

@@ -1,19 +1,16 @@
 """End-to-end sweeps through Ray Tune, Optuna and MLflow on the embedded digits data (CPU, offline).
 
 Each test runs `python sweeps/pareto.py` as a real process with its own sqlite MLflow store and Ray
-results directory, and reads the outcome back through MLflow's client and Ray's files. Ray nodes a
-test starts itself are stopped by process id.
+results directory, and reads the outcome back through MLflow's client and Ray's files. A cluster of
+several nodes is tested through `ray up` in tests/test_cluster_onprem.py.
 
 Ray runs with its token authentication on, as users run it (see tests/sweep_runs.py).
 """
 
 import csv
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -276,59 +273,3 @@ def test_killed_size_aware_search_resumes_and_its_study_holds_only_full_budget_v
     failed_once = {path.stem for path in (tmp_path / "ray").glob("*.faults/*.failed")}
     assert failed_once == {c.data.tags["config_hash"] for c in children}  # the baseline's and the pruned point's
     assert "mo-asha stopped 3 of 5 trials early" in resumed.stdout
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def test_two_node_cluster_on_localhost(tmp_path, marked_env):
-    # `ray start` (unlike a local ray.init) needs token authentication asked for; both nodes share the token
-    env = {**marked_env, "RAY_AUTH_MODE": "token", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-    port = free_port()
-    ray = str(Path(sys.executable).with_name("ray"))
-    common = ["--num-cpus", "1", "--num-gpus", "0", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([ray, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
-                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    nodes = []
-    try:
-        assert wait_for(lambda: port_accepts(port), timeout=60), "the head's GCS never listened"
-        worker = subprocess.Popen([ray, "start", "--address", f"127.0.0.1:{port}", *common],
-                                  env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        nodes.append(worker)
-        probe = ("import ray,time\nray.init(address='127.0.0.1:%d')\nfor _ in range(60):\n"
-                 "    alive=[n for n in ray.nodes() if n['Alive']]\n    if len(alive)==2: break\n    time.sleep(1)\n"
-                 "print(len(alive))" % port)
-        count = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
-        assert count.stdout.strip().endswith("2"), count.stderr[-2000:]
-        lacking = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", "--gpus-per-trial", "0.5", env=env)
-        assert lacking.returncode == 2  # Ray would wait forever for a GPU that is not there
-        assert "ask for 0.5 GPU each but the Ray cluster has 0 GPUs" in lacking.stderr
-        assert not (tmp_path / "mlflow.db").exists()  # refused before any MLflow run was opened
-        result = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", env=env)
-        assert result.returncode == 0, result.stderr[-3000:]
-        _, parents, children = mlflow_runs(tmp_path)
-        assert len(parents) == 1 and len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
-        again = run_sweep(tmp_path, "--smoke", "--address", f"127.0.0.1:{port}", env=env)
-        assert again.returncode == 0, again.stderr[-3000:]  # a finished sweep: nothing reruns, nothing duplicates
-        _, parents_after, children_after = mlflow_runs(tmp_path)
-        assert [p.info.run_id for p in parents_after] == [p.info.run_id for p in parents] and len(children_after) == 2
-        assert parents_after[0].info.status == "FINISHED"
-    finally:
-        for process in [*nodes, head]:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in [*nodes, head]:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-    assert wait_until_gone(marked_env[MARK], (tmp_path, Path(marked_env["RAY_TMPDIR"]))) == []
