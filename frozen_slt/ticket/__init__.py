@@ -18,6 +18,7 @@ from .build import (
     save_ticket,
     ticket_bytes,
     ticket_from_checkpoint,
+    ticket_facts,
     ticket_from_network,
     write_ticket,
 )
@@ -31,6 +32,7 @@ from .deploy import (
 from .fileformat import (
     FORMAT_VERSION,
     FRAMING_BYTES,
+    VERSIONS,
     MAGIC,
     Ticket,
     TicketSizes,
@@ -40,8 +42,8 @@ from .fileformat import (
 )
 
 __all__ = [
-    "DENSE_SUFFIXES", "EPOCHS", "FORMAT_VERSION", "FRAMING_BYTES", "MAGIC", "Ticket", "TicketExport", "TicketSizes",
+    "DENSE_SUFFIXES", "EPOCHS", "FORMAT_VERSION", "FRAMING_BYTES", "MAGIC", "VERSIONS", "Ticket", "TicketExport", "TicketSizes",
     "check_dataset_fits", "check_dense_path", "decode_ticket", "dense_module", "dense_module_bytes", "encode_ticket",
     "evaluate_ticket", "network_from_checkpoint", "read_ticket", "rebuild_network", "save_dense_module", "save_ticket", "ticket_bytes", "ticket_from_checkpoint",
-    "ticket_from_network", "ticket_sizes", "write_ticket",
+    "ticket_facts", "ticket_from_network", "ticket_sizes", "write_ticket",
 ]
