@@ -33,7 +33,7 @@ PARENT_TAG = "mlflow.parentRunId"
 TRIAL_TAG = "ray_trial_id"
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
                  "realised_sparsity", "lr", "best_val_accuracy", "best_test_accuracy")
-PACKAGES = ("frozen-slt", "torch", "ray", "optuna", "mlflow", "numpy")
+PACKAGES = ("frozen-slt", "torch", "torchvision", "torch-geometric", "ray", "optuna", "mlflow", "numpy")
 
 
 def default_tracking_uri() -> str:
