@@ -3,6 +3,7 @@ formats read by the libraries' own classes, the callable protocol, repeated chan
 
 import os
 import pickle
+import re
 
 import pytest
 import torch
@@ -140,3 +141,28 @@ def test_a_dataset_callable_or_class_that_does_not_fit_the_protocol_is_refused(n
 def test_a_dataset_path_the_command_line_did_not_name_is_refused():
     with pytest.raises(ImportPathError, match="add --dataset custom_models:small_graph to allow it"):
         describe_dataset("custom_models:small_graph", {}, DataSpec())
+
+
+def test_library_datasets_train_export_and_evaluate_through_the_command_line(tmp_path, capsys):
+    from frozen_slt.cli import main
+
+    write_fake_planetoid(tmp_path / "graphs")
+    write_fake_fashion_mnist(tmp_path / "images")
+    runs = [
+        ("graph", ["--model", "pyg:GraphSAGE", "--model-arg", "hidden_channels=16", "--model-arg", "num_layers=2",
+                   "--dataset", "pyg:Planetoid", "--dataset-arg", "name=Cora", "--data-dir", str(tmp_path / "graphs")]),
+        ("image", ["--model", "torchvision:resnet18", "--dataset", "torchvision.datasets:FashionMNIST",
+                   "--input-channels", "3", "--data-dir", str(tmp_path / "images"), "--batch-size", "16"]),
+    ]
+    for name, args in runs:
+        assert main(["train", *args, "--epochs", "1", "--freeze-ratio", "0.5", "--device", "cpu",
+                     "--run-dir", str(tmp_path / name)]) == 0, capsys.readouterr().err
+        # export reads the run's input shape from its data (config.json keeps --data-dir), writes both files
+        assert main(["export", str(tmp_path / name), "-o", str(tmp_path / f"{name}.slt"),
+                     "--dense-module", str(tmp_path / f"{name}.pt")]) == 0, capsys.readouterr().err
+        capsys.readouterr()
+        data_dir = args[args.index("--data-dir") + 1]  # a ticket does not carry a path from the machine it was written on
+        assert main(["eval", str(tmp_path / f"{name}.slt"), "--device", "cpu", "--data-dir", data_dir]) == 0, \
+            capsys.readouterr().err
+        found = re.search(r"(val \S+  test \S+)  \(recorded: (val \S+  test \S+)\)", capsys.readouterr().out)
+        assert found and found.group(1) == found.group(2)

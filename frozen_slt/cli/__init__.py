@@ -62,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_parser(commands)
 
+    add_eval_parser(commands)
+    return parser
+
+
+MODELS_TEXT = (f"{', '.join(MODELS)}; or torchvision:NAME, pyg:NAME, or an import path package.module:callable "
+               "with --model-arg NAME=VALUE (docs/method.md §13)")
+DATASETS_TEXT = (f"{', '.join(DATASETS)}; or torchvision.datasets:NAME, pyg:NAME (with --data-dir), or an import path "
+                 "package.module:callable returning the splits, with --dataset-arg NAME=VALUE")
+
+
+def add_eval_parser(commands) -> None:
+    """The ``eval`` command: a run directory or a ticket file."""
     evaluate = commands.add_parser(
         "eval", help="re-evaluate the best ticket saved in a run directory, or a ticket file",
         description="For a run directory: recomputes val/test accuracy of the best ticket in the newest intact "
@@ -80,13 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", help="dataset location, if it moved since training")
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate")
     evaluate.set_defaults(handler=command_eval)
-    return parser
-
-
-MODELS_TEXT = (f"{', '.join(MODELS)}; or torchvision:NAME, pyg:NAME, or an import path package.module:callable "
-               "with --model-arg NAME=VALUE (docs/method.md §13)")
-DATASETS_TEXT = (f"{', '.join(DATASETS)}; or torchvision.datasets:NAME, pyg:NAME (with --data-dir), or an import path "
-                 "package.module:callable returning the splits, with --dataset-arg NAME=VALUE")
 
 
 def recipe_summary() -> str:

@@ -25,7 +25,6 @@ Any other parameter is refused in one line naming it and its module. Nothing but
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -249,11 +248,3 @@ def plain_values(model: nn.Module) -> dict[str, torch.Tensor]:
             value = model.get_buffer(rule.name)
         out[rule.name] = value.detach().to("cpu", copy=True)
     return out
-
-
-def digest(parts: list[bytes]) -> str:
-    """SHA-256 (hex) over ``parts``, for tests and messages."""
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(part)
-    return hasher.hexdigest()

@@ -144,8 +144,3 @@ def fill_arguments(source: ModelSource, given: Mapping[str, Any], input_shape: t
                 out[argument] = known[group]
                 break
     return out
-
-
-def label(source: ModelSource, arguments: Mapping[str, Any]) -> str:
-    """``model 'pyg:GraphSAGE'``, for messages."""
-    return f"model {source.name!r}"

@@ -193,12 +193,14 @@ def ticket_facts(ticket: Ticket) -> DataFacts:
     return DataFacts(tuple(ticket.input_shape), ticket.num_classes, kind)
 
 
-def check_dataset_fits(ticket: Ticket, dataset: str, dataset_args: Mapping[str, Any] | None = None) -> None:
-    """Refuse a dataset whose input shape or class count differs from the ticket's (read from the data for a
-    dataset by import path; the ticket's own ``dataset_args`` go with its own dataset)."""
+def check_dataset_fits(ticket: Ticket, dataset: str, dataset_args: Mapping[str, Any] | None = None,
+                       spec=None) -> None:
+    """Refuse a dataset whose input shape or class count differs from the ticket's (read from the data, found
+    by ``spec``, default the ticket's DataSpec, for a dataset by import path; the ticket's own
+    ``dataset_args`` go with its own dataset)."""
     if dataset_args is None:
         dataset_args = ticket.config.dataset_args if dataset == ticket.config.dataset else {}
-    facts = describe_dataset(dataset, dataset_args, ticket.config.data)
+    facts = describe_dataset(dataset, dataset_args, spec or ticket.config.data)
     if tuple(facts.input_shape) != ticket.input_shape or facts.num_classes != ticket.num_classes:
         shape = "x".join(map(str, ticket.input_shape))
         raise TicketFileError(
@@ -274,7 +276,7 @@ def evaluate_ticket(ticket: Ticket, dataset: str | None = None,
     config = ticket.config.with_overrides(dict(overrides or {}))
     dataset = dataset or config.dataset
     dataset_args = config.dataset_args if dataset == config.dataset else {}
-    check_dataset_fits(ticket, dataset, dataset_args)
+    check_dataset_fits(ticket, dataset, dataset_args, config.data)
     device = resolve_device(config.train.device)
     network = rebuild_network(ticket, device)
     data = load_dataset(dataset, config.data, device, dataset_args)
