@@ -235,3 +235,35 @@ def test_a_copy_of_a_converted_model_is_its_own():
     with torch.no_grad():
         copied.get_submodule("conv1")._modules["weight"].score.mul_(-1)
     assert copied.conv1._modules["weight"] is not model.conv1._modules["weight"]
+
+
+@pytest.mark.parametrize("distribution", ["erk", "epl", "igq", "uniform"])
+def test_the_allocation_rules_cover_every_converted_weight(distribution):
+    from frozen_slt.method.freezing import plan_freeze_counts
+    from frozen_slt.method.initialize import freeze_plan
+
+    config = ExperimentConfig.from_settings({"sparsity": 0.6, "freeze_ratio": 0.5, "distribution": distribution})
+    with torch.device("meta"):
+        model = build_model("torchvision:VisionTransformer", (3, 8, 8), 10, MASKED, VIT)
+    plain = torchvision.models.VisionTransformer(image_size=8, num_classes=10, **VIT)
+    expected = plan_freeze_counts(library_weights(plain), config.ticket.prune_ratio, config.ticket.lock_ratio, distribution)
+    assert freeze_plan(model, config.ticket) == expected  # the rule over the library's own weights, layer by layer
+    assert len(expected) == 10 and sum(c.pruned + c.locked for c in expected) > 0
+
+
+def test_the_weight_trained_baseline_of_a_converted_model_exports_its_trained_weights(tmp_path):
+    from frozen_slt.ticket import dense_module, network_from_checkpoint
+
+    imports.allow("custom_models:every_layer")
+    config = ExperimentConfig.from_settings({"model": "custom_models:every_layer", "dataset": "digits", "device": "cpu",
+                                             "epochs": 1, "weight_trained": True})
+    fit(config, store=DirectoryStore(tmp_path))
+    network, _ = network_from_checkpoint(config, DirectoryStore(tmp_path).load(), "last")
+    plain = dense_module(config, network)
+    assert type(plain).__name__ == "EveryLayer" and plain.conv2.weight.requires_grad
+    trained = network.model.conv2._modules["weight"].weight
+    assert torch.equal(plain.conv2.weight, trained) and not torch.equal(trained, build_network(config, torch.device("cpu"))
+                                                                          .model.conv2._modules["weight"].weight)
+    images = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(plain(images), network.model.eval()(images))

@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,26 @@ def test_a_model_whose_code_changed_is_caught_by_the_fingerprint(tmp_path, monke
     monkeypatch.setattr(custom_models.EveryLayer, "__init__", changed)
     with pytest.raises(TicketFileError, match="the model's code, or how it is drawn, changed since it was written"):
         rebuild_network(ticket)
+
+
+def test_a_model_table_in_a_file_points_at_model_args(tmp_path):
+    config = tmp_path / "model.toml"
+    config.write_text('[model]\nwidth = 4\n')
+    status, _, err = run("train", "--config", str(config), "--epochs", "1", "--out", str(tmp_path / "runs"))
+    assert status == 2 and "unknown section [model]" in err and "the model's arguments go in [model_args]" in err
+
+
+def test_a_sweep_file_names_a_model_by_import_path_only_with_the_drivers_flag(tmp_path):
+    sys.path.insert(0, str(REPOSITORY))
+    from sweeps.pareto import build_parser, spec_from_args
+
+    from frozen_slt.errors import SweepConfigError
+
+    sweep = tmp_path / "mine.toml"
+    sweep.write_text('[experiment]\nmodel = "custom_models:every_layer"\ndataset = "digits"\nepochs = 1\n'
+                     '[experiment.model_args]\nwidth = 4\n')
+    with pytest.raises(SweepConfigError, match="add --model custom_models:every_layer to allow it"):
+        spec_from_args(build_parser().parse_args(["--config", str(sweep)]))
+    spec = spec_from_args(build_parser().parse_args(["--config", str(sweep), "--model", "custom_models:every_layer"]))
+    assert spec.base_config().model_args == {"width": 4}
+    assert spec.base_config().identity_dict()["model_args"] == {"width": 4}

@@ -120,8 +120,8 @@ def fill_arguments(source: ModelSource, given: Mapping[str, Any], input_shape: t
     """The keyword arguments ``source`` is called with: ``given``, plus what the data says where the callable's
     signature names it and ``given`` does not (docs/method.md §13).
 
-    Each group (class count: ``num_classes``, ``out_channels``, ...; input channels or features:
-    ``in_channels``, ...; square image side: ``image_size``, ...) is filled through the first of its names
+    Each group (class count: ``num_classes``, ``out_channels``, ...; input channels or features, not for
+    token sequences: ``in_channels``, ...; square image side: ``image_size``, ...) is filled through the first of its names
     the signature takes explicitly, unless the user gave any name of the group. torchvision's builders take
     their model's arguments as ``**kwargs``: they get ``num_classes``, and the ViT builders ``image_size``.
     """
@@ -132,7 +132,9 @@ def fill_arguments(source: ModelSource, given: Mapping[str, Any], input_shape: t
     named, _ = imports.parameters(source.function)
     if source.zoo == "torchvision" and not isinstance(source.function, type):
         named = {"num_classes": None, **({"image_size": None} if source.function.__name__.startswith("vit_") else {})}
-    known = {"class": num_classes, "input": input_shape[0]}
+    known: dict[str, int] = {"class": num_classes}
+    if input_kind != "tokens":  # a token sequence's only dimension is its length, not channels
+        known["input"] = input_shape[0]
     if input_kind == "image" and input_shape[1] == input_shape[2]:
         known["size"] = input_shape[1]
     out = dict(given)
