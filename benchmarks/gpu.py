@@ -82,7 +82,7 @@ def experiment(args, data_dir: Path, model: str | None = None, fast: bool | None
 
 
 def take_batches(config: ExperimentConfig, count: int, device: torch.device):
-    data = loop_view(load_dataset(config.dataset, config.data, device))
+    data = loop_view(load_dataset(config.dataset, config.data, device, config.dataset_args))
     batches = []
     for epoch in range(1, count + 1):
         for step in data.train_steps(config.train.batch_size, epoch):

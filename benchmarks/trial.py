@@ -223,7 +223,7 @@ def main() -> None:
         print(f"Tuner.fit {tuner_fit:.2f} s for {args.trials} trials; fit in the workers {fits:.2f} s; "
               f"Ray overhead per trial {(tuner_fit - fits) / args.trials:.2f} s")
         if direct:
-            print(f"fit in a worker / fit direct: " + ", ".join(f"{r['fit'] / direct['fit']:.2f}x" for r in ray_results))
+            print("fit in a worker / fit direct: " + ", ".join(f"{r['fit'] / direct['fit']:.2f}x" for r in ray_results))
     print(f"load average {load_average()}")
 
 

@@ -32,6 +32,11 @@ class UnknownNameError(FrozenSLTError):
     """A name that is not in a registry; the message lists the valid names."""
 
 
+class ImportPathError(FrozenSLTError):
+    """Code named by an import path (a model or a dataset) that does not import, is not what was expected, or
+    that a file names without the command line naming it too (docs/method.md §13)."""
+
+
 class ModelDatasetMismatchError(FrozenSLTError):
     """A model asked to run on inputs it was not built for."""
 

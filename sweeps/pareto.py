@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script: import the project's packages,
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from frozen_slt.errors import FrozenSLTError, SweepConfigError  # noqa: E402
+from frozen_slt.imports import allow, is_import_path  # noqa: E402
 from sweeps.fronts import format_fronts  # noqa: E402
 from sweeps.outcome import placement_lines  # noqa: E402
 from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
@@ -37,6 +38,10 @@ from sweeps.tracking import browse_instructions, default_tracking_uri  # noqa: E
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweeps/pareto.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="sweep config (TOML); default: %(default)s")
+    parser.add_argument("--model", help="replace [experiment] model; a model given by import path (not a built-in "
+                        "name, torchvision:NAME or pyg:NAME) is imported only when named here (docs/method.md §13)")
+    parser.add_argument("--dataset", help="replace [experiment] dataset; a dataset by import path is imported only when "
+                        "named here")
     parser.add_argument("--search", choices=("grid", "optuna"), help="override the config's search")
     parser.add_argument("--num-samples", type=int, help="an Optuna search's ticket trials (split over the families)")
     parser.add_argument("--strategy", choices=STRATEGIES, help="override the config's [optuna] strategy")
@@ -71,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def spec_from_args(args: argparse.Namespace):
-    spec = load_sweep_spec(args.config)
+    named = {key: value for key, value in (("model", args.model), ("dataset", args.dataset)) if value is not None}
+    for value in named.values():
+        if is_import_path(value):
+            allow(value)  # the command line names it: the driver and the trials may import it
+    spec = load_sweep_spec(args.config, named)
     overrides = {"search": args.search, "num_samples": args.num_samples, "strategy": args.strategy,
                  "max_concurrent": args.max_concurrent, "max_failures": args.max_failures,
                  "gpus_per_trial": args.gpus_per_trial, "cpus_per_trial": args.cpus_per_trial}

@@ -22,6 +22,7 @@ from frozen_slt.config.points import TICKET_FAMILIES
 from frozen_slt.config.settings import flatten_settings, merge_settings, parse_toml
 from frozen_slt.errors import FrozenSLTError, SweepConfigError
 from frozen_slt.nesting import check_text_depth, parse_limited
+from frozen_slt.training.network import check_buildable
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "digits.toml"
@@ -29,9 +30,10 @@ SEARCHES = ("grid", "optuna")
 STRATEGIES = ("size-aware", "nsga2", "tpe", "gp", "random")
 SCHEDULERS = ("fifo", "mo-asha")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-#: A sweep file is a table of [section] tables, whose values may be lists or ([experiment.train]) tables.
-SWEEP_DEPTH = 3
-_SWEEP_NEEDS = "settings, [section] tables and their lists or [experiment.<section>] tables"
+#: A sweep file is a table of [section] tables, whose values may be lists or ([experiment.train]) tables, and an
+#: [experiment.model_args] argument may itself be a list.
+SWEEP_DEPTH = 4
+_SWEEP_NEEDS = "settings, [section] tables and their lists or [experiment.<section>] tables, whose arguments may be lists"
 
 
 def _fail(where: str, what: str, value: Any) -> None:
@@ -161,7 +163,11 @@ class SweepSpec:
                 object.__setattr__(self, spec_field.name, value)
         if not isinstance(self.experiment, dict):
             _fail("[experiment]", "a table of `frozen-slt train` settings", self.experiment)
-        self.base_config()  # validates the experiment settings
+        base = self.base_config()  # validates the experiment settings
+        try:
+            check_buildable(base)  # a model or data given by import path: built (read) once, here, before Ray starts
+        except FrozenSLTError as error:
+            raise SweepConfigError(f"[experiment] in sweep {self.name!r}: {error}") from None
         if self.family_shares is not None and set(self.family_shares) != set(self.families):
             raise SweepConfigError(f"[optuna] family_shares names {sorted(self.family_shares)}, but the sweep maps "
                                    f"families {list(self.families)}: give one share to each of them")
@@ -252,8 +258,9 @@ def sweep_spec_from_dict(data: dict[str, Any], source: str) -> SweepSpec:
     return SweepSpec(**kwargs)
 
 
-def load_sweep_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep TOML file (its name defaults to the file's stem)."""
+def load_sweep_spec(path: str | Path, experiment: dict[str, Any] | None = None) -> SweepSpec:
+    """Read and validate a sweep TOML file (its name defaults to the file's stem); ``experiment`` settings
+    (the driver's ``--model``, ``--dataset``) replace the file's."""
     path = Path(path)
     if not path.is_file():
         known = ", ".join(sorted(p.name for p in CONFIG_DIR.glob("*.toml")))
@@ -268,6 +275,10 @@ def load_sweep_spec(path: str | Path) -> SweepSpec:
     except (ValueError, UnicodeDecodeError) as error:
         raise SweepConfigError(f"cannot parse {path}: {error}") from None
     data.setdefault("name", path.stem)
+    if experiment:
+        if not isinstance(data.get("experiment", {}), dict):
+            _fail(f"[experiment] in {path}", "a table of `frozen-slt train` settings", data["experiment"])
+        data["experiment"] = {**data.get("experiment", {}), **experiment}
     return sweep_spec_from_dict(data, str(path))
 
 

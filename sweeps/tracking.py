@@ -35,7 +35,7 @@ from .trial_runs import (  # noqa: F401 (tests import them from here)
 
 log = logging.getLogger(__name__)
 
-PACKAGES = ("frozen-slt", "torch", "ray", "optuna", "mlflow", "numpy")
+PACKAGES = ("frozen-slt", "torch", "torchvision", "torch-geometric", "ray", "optuna", "mlflow", "numpy")
 
 
 def default_tracking_uri() -> str:

@@ -21,6 +21,18 @@ def _keep_torch_thread_count():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _forget_allowed_import_paths():
+    """A test that lets this process import a path (as ``--model`` does) lets only itself: the next test starts
+    with the allow-list it had."""
+    from frozen_slt import imports
+
+    allowed = set(imports._ALLOWED)
+    yield
+    imports._ALLOWED.clear()
+    imports._ALLOWED.update(allowed)
+
+
 @pytest.fixture
 def marked_env(tmp_path):
     """ENV with a unique mark every Ray process of the sweep inherits, the system temp dir in tmp_path, and

@@ -107,3 +107,54 @@ def write_fake_imagenet(root: Path, classes: int = 3, per_class_train: int = 5, 
                 pixels[..., label % 3] += 200
                 Image.fromarray(pixels).save(folder / f"img_{index}.png")
     return Path(root)
+
+
+def write_fake_fashion_mnist(root: Path, train: int = 40, test: int = 20, seed: int = 0) -> Path:
+    """``root/FashionMNIST/raw`` with the four uncompressed IDX files torchvision's FashionMNIST reads (big-endian
+    magic 2051 for images, 2049 for labels, then the counts and the uint8 data). Each 28x28 image's top-left
+    pixel is 20·label; returns ``root``."""
+    rng = np.random.default_rng(seed)
+    raw = Path(root) / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, count in (("train", train), ("t10k", test)):
+        labels = rng.integers(0, 10, size=count).astype(np.uint8)
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        images[:, 0, 0] = labels * 20
+        header = np.array([2051, count, 28, 28], dtype=">i4").tobytes()
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([2049, count], dtype=">i4").tobytes() + labels.tobytes())
+    return Path(root)
+
+
+#: A tiny Planetoid graph: TRAIN labelled training nodes, 500 validation nodes after them (Planetoid's public
+#: split takes the 500 nodes after the training ones), TEST test nodes at the end.
+PLANETOID_TRAIN, PLANETOID_LABELLED, PLANETOID_TEST, PLANETOID_FEATURES, PLANETOID_CLASSES = 12, 520, 20, 6, 3
+
+
+def write_fake_planetoid(root: Path, name: str = "Cora", graph_payload: bytes | None = None) -> Path:
+    """``root/<name>/raw/ind.<name>.{x,tx,allx,y,ty,ally,graph,test.index}`` as Planetoid's files are: pickles of
+    SciPy CSR feature matrices, one-hot NumPy label arrays and a defaultdict adjacency list, and a text file of
+    test indices. ``graph_payload`` replaces the graph file's bytes (a crafted pickle). Returns ``root``."""
+    import collections
+
+    from scipy import sparse
+
+    rng = np.random.default_rng(3)
+    total = PLANETOID_LABELLED + PLANETOID_TEST
+    labels = rng.integers(0, PLANETOID_CLASSES, total)
+    features = (np.eye(PLANETOID_CLASSES, PLANETOID_FEATURES)[labels] + rng.random((total, PLANETOID_FEATURES)) * 0.5)
+    one_hot = np.eye(PLANETOID_CLASSES)[labels]
+    graph = collections.defaultdict(list)
+    for node in range(total):
+        graph[node] += [int(other) for other in rng.integers(0, total, 3)]
+    test = np.arange(PLANETOID_LABELLED, total)
+    files = {"x": sparse.csr_matrix(features[:PLANETOID_TRAIN]), "y": one_hot[:PLANETOID_TRAIN],
+             "allx": sparse.csr_matrix(features[:PLANETOID_LABELLED]), "ally": one_hot[:PLANETOID_LABELLED],
+             "tx": sparse.csr_matrix(features[test]), "ty": one_hot[test], "graph": graph}
+    raw = Path(root) / name / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for key, value in files.items():
+        blob = graph_payload if key == "graph" and graph_payload is not None else pickle.dumps(value, protocol=2)
+        (raw / f"ind.{name.lower()}.{key}").write_bytes(blob)
+    (raw / f"ind.{name.lower()}.test.index").write_text("".join(f"{index}\n" for index in test))
+    return Path(root)

@@ -4,7 +4,10 @@ the fused-loop switch, exact bit comparisons, and the authors' threshold as the 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import struct
 import sys
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from reference import (  # noqa: E402  (the authors' formulation of τ)
 )
 
 __all__ = ["REPOSITORY", "assert_weight_follows_changes", "bits", "fused_loops", "make_layers", "random_layer",
-           "reference_threshold", "reference_update"]
+           "reference_threshold", "reference_update", "rewrite_ticket", "ticket_header"]
 
 
 @contextlib.contextmanager
@@ -89,3 +92,22 @@ def assert_weight_follows_changes(layer, eager_weight) -> None:
     assert torch.equal(layer.effective_weight().detach(), eager_weight())
     layer.set_freeze_state(state)
     assert torch.equal(layer.effective_weight().detach(), eager_weight())
+
+
+def ticket_header(blob: bytes) -> dict:
+    """The JSON header of a ticket file's bytes."""
+    (length,) = struct.unpack_from("<I", blob, 10)
+    return json.loads(blob[14 : 14 + length])
+
+
+def rewrite_ticket(blob: bytes, version: int | None = None, header: dict | None = None) -> bytes:
+    """A ticket file's ``blob`` with another version or header, re-checksummed (a well-formed file that says
+    something else: what a crafted file looks like)."""
+    (length,) = struct.unpack_from("<I", blob, 10)
+    body = bytearray(blob[:-32])
+    if version is not None:
+        struct.pack_into("<H", body, 8, version)
+    if header is not None:
+        raw = json.dumps(header).encode()
+        body = body[:10] + struct.pack("<I", len(raw)) + raw + body[14 + length :]
+    return bytes(body) + hashlib.sha256(bytes(body)).digest()

@@ -141,7 +141,7 @@ def test_train_help_lists_the_graph_datasets_and_their_recipes():
 
     (commands,) = [action for action in build_parser()._actions if hasattr(action, "choices") and action.choices]
     squeezed = "".join(commands.choices["train"].format_help().split())  # argparse wraps lines, also at hyphens
-    assert "Datasets:digits,cifar10,imagenet,ogbn-arxiv,synthetic-arxiv." in squeezed
+    assert "Datasets:digits,cifar10,imagenet,ogbn-arxiv,synthetic-arxiv;ortorchvision.datasets:NAME" in squeezed
     assert "synthetic-arxiv(optimizer=adamw,lr=0.01,weight_decay=0.0001,distribution=epl,epochs=40)" in squeezed
 
 

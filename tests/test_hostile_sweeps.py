@@ -116,6 +116,6 @@ def test_a_grid_whose_frozen_points_are_pruned_sources_is_refused_naming_the_set
 
 def test_a_sweep_config_nested_deeper_than_its_format_is_refused(tmp_path):
     line, _ = refuse(tmp_path, text="name = 'deep'\nvalue = " + "[" * 100_000 + "]" * 100_000 + "\n")
-    assert line == (f"sweep: error: sweep config {tmp_path / 'sweep.toml'} nests arrays or tables more than 3 deep, "
+    assert line == (f"sweep: error: sweep config {tmp_path / 'sweep.toml'} nests arrays or tables more than 4 deep, "
                     "deeper than its format needs (settings, [section] tables and their lists or [experiment.<section>] "
-                    "tables)")
+                    "tables, whose arguments may be lists)")

@@ -53,7 +53,7 @@ def test_a_value_that_contains_itself_is_refused_not_walked_forever():
 
 def test_a_yaml_alias_that_contains_itself_is_refused(tmp_path):
     (tmp_path / "loop.yaml").write_text("train: &a\n  lr: *a\n")
-    with pytest.raises(ConfigError, match="more than 2 deep"):
+    with pytest.raises(ConfigError, match="more than 3 deep"):
         read_settings_file(tmp_path / "loop.yaml")
 
 

@@ -4,7 +4,6 @@ One Conv-6 run (k = 0.5, f = 0.7, the issue's case) is trained once for the whol
 """
 
 import contextlib
-import hashlib
 import io
 import json
 import math
@@ -16,6 +15,7 @@ import sys
 
 import pytest
 import torch
+from helpers import rewrite_ticket as rewrite
 
 from frozen_slt.cli import main
 from frozen_slt.cli.rundir import RunDirectory
@@ -246,18 +246,6 @@ def test_loading_never_unpickles(monkeypatch, run):
     rebuild_network(read_ticket(run["ticket"]))
 
 
-def rewrite(blob: bytes, version: int | None = None, header: dict | None = None) -> bytes:
-    """``blob`` with another version or header, re-checksummed (a well-formed file that says something else)."""
-    (length,) = struct.unpack_from("<I", blob, 10)
-    body = bytearray(blob[:-32])
-    if version is not None:
-        struct.pack_into("<H", body, 8, version)
-    if header is not None:
-        raw = json.dumps(header).encode()
-        body = body[:10] + struct.pack("<I", len(raw)) + raw + body[14 + length :]
-    return bytes(body) + hashlib.sha256(bytes(body)).digest()
-
-
 def bad_files(blob):
     (length,) = struct.unpack_from("<I", blob, 10)
     header = json.loads(blob[14 : 14 + length])
@@ -269,7 +257,7 @@ def bad_files(blob):
         "empty": (b"", "is truncated"),
         "flipped bit": (bytes(flipped), "corrupted (SHA-256 checksum mismatch"),
         "wrong magic": (b"PK\x03\x04" + blob[4:], "not a frozen-slt ticket file (wrong magic bytes"),
-        "future version": (rewrite(blob, version=FORMAT_VERSION + 1), "format version 2, which this frozen-slt cannot read"),
+        "future version": (rewrite(blob, version=FORMAT_VERSION + 1), f"format version {FORMAT_VERSION + 1}, which this frozen-slt cannot read"),
         "free count lies": (rewrite(blob, header={**header, "free_weights": header["free_weights"] + 8}), "the mask section has"),
         "bad config": (rewrite(blob, header={**header, "config": {**header["config"], "model": "lenet"}}), "unknown model 'lenet'"),
         "missing key": (rewrite(blob, header={k: v for k, v in header.items() if k != "epoch"}), "the header must be an object with keys"),
@@ -294,7 +282,7 @@ def test_a_dataset_of_another_shape_and_other_bad_requests_exit_2(run, tmp_path,
         (["eval", str(run["ticket"]), "--dataset", "cifar10"], "takes inputs of shape 1x8x8 with 10 classes, but dataset 'cifar10' has shape 3x32x32"),
         (["eval", str(run["ticket"]), "--dataset", "mnist"], "unknown dataset 'mnist'"),
         (["eval", str(tmp_path / "missing.slt")], "does not exist"),
-        (["eval", str(run["dir"].path), "--dataset", "digits"], "--dataset applies to ticket files"),
+        (["eval", str(run["dir"].path), "--dataset", "cifar10"], "a run directory is evaluated on its own dataset"),
         (["export", str(run["dir"].path)], "nothing to write"),
         (["export", str(run["ticket"]), "-o", str(tmp_path / "copy.slt")], "already a ticket file"),
         (["export", str(run["dir"].path), "--dense-module", str(tmp_path / "m.onnx")], "must end in .pt2"),

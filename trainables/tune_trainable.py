@@ -31,6 +31,7 @@ from ray import tune
 
 from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.config.points import point_config
+from frozen_slt.imports import allow, is_import_path
 from frozen_slt.ticket import write_ticket
 from frozen_slt.training.checkpoint import read_checkpoint, write_checkpoint
 from frozen_slt.training.loop import Reporter, fit
@@ -174,7 +175,13 @@ def state_directory(state_root: str | None) -> Path:
 
 def train_trial(point: dict[str, Any], base: dict[str, Any], fault: dict[str, Any] | None = None,
                 state_root: str | None = None) -> None:
-    """Ray Tune function trainable. ``point`` is the trial's search point, ``base`` an ExperimentConfig dict."""
+    """Ray Tune function trainable. ``point`` is the trial's search point, ``base`` an ExperimentConfig dict.
+
+    ``base`` comes from the sweep driver, which imported its model and dataset only when they were built-in,
+    from a zoo, or named on its command line (docs/method.md §13): the trial may import them too."""
+    for name in (base.get("model"), base.get("dataset")):
+        if is_import_path(name):
+            allow(name)
     config = point_config(ExperimentConfig.from_dict(base), trial_point(point))
     _use_assigned_cpus()
     store = TuneStore(state_directory(state_root), config, shared=state_root is not None)

@@ -19,7 +19,7 @@ from ..data import DATASETS
 from ..errors import FrozenSLTError, TrainingDivergedError, WriteFailedError
 from ..models import MODELS
 from .args import HelpFormatter, add_config_flags
-from .plan import PLAN_FLAGS, command_plan
+from .plan import PLAN_FLAGS, add_shape_flags, command_plan
 from .runs import command_train
 from .tickets import add_export_parser, command_eval
 
@@ -33,10 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser(
         "plan",
         help="per-layer freeze counts and ticket size of a model, without data",
-        description=f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
+        description=f"Models: {MODELS_TEXT}. Datasets: {DATASETS_TEXT}. The input shape and class count come from "
+        "the dataset (read from --data-dir for one given by import path or library class) or from --input-shape "
+        "and --num-classes. A model by import path also shows the rule of each of its other parameters "
+        "(docs/method.md §13).",
         formatter_class=HelpFormatter,
     )
     add_config_flags(plan, PLAN_FLAGS)
+    add_shape_flags(plan)
     plan.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     plan.set_defaults(handler=command_plan)
 
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Settings come from the defaults below (the paper's CIFAR-10 recipe), then the dataset's "
         "recipe, then the recipe of the model on that dataset, then --config, then flags, then --set. "
         f"Recipes: {recipe_summary()}. "
-        f"Models: {', '.join(MODELS)}. Datasets: {', '.join(DATASETS)}.",
+        f"Models: {MODELS_TEXT}. Datasets: {DATASETS_TEXT}.",
         formatter_class=HelpFormatter,
     )
     train.add_argument("--config", metavar="FILE", help="TOML, YAML or JSON file of settings")
@@ -58,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export_parser(commands)
 
+    add_eval_parser(commands)
+    return parser
+
+
+MODELS_TEXT = (f"{', '.join(MODELS)}; or torchvision:NAME, pyg:NAME, or an import path package.module:callable "
+               "with --model-arg NAME=VALUE (docs/method.md §13)")
+DATASETS_TEXT = (f"{', '.join(DATASETS)}; or torchvision.datasets:NAME, pyg:NAME (with --data-dir), or an import path "
+                 "package.module:callable returning the splits, with --dataset-arg NAME=VALUE")
+
+
+def add_eval_parser(commands) -> None:
+    """The ``eval`` command: a run directory or a ticket file."""
     evaluate = commands.add_parser(
         "eval", help="re-evaluate the best ticket saved in a run directory, or a ticket file",
         description="For a run directory: recomputes val/test accuracy of the best ticket in the newest intact "
@@ -68,12 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run", metavar="RUN_DIR|TICKET.slt", help="a run directory written by `frozen-slt train`, "
                           "or a ticket file written by `frozen-slt export`")
-    evaluate.add_argument("--dataset", help="ticket files only: evaluate on this dataset (default: the ticket's own); "
-                          "its input shape and class count must match the ticket's")
+    evaluate.add_argument("--dataset", help="evaluate on this dataset (default: the ticket's or run's own; a ticket may "
+                          "be evaluated on another of the same input shape and class count); naming a dataset by "
+                          "import path here allows it")
+    evaluate.add_argument("--model", help="the ticket's or run's model, when it is given by import path: reading a "
+                          "file never imports code the command line does not name (docs/method.md §13)")
     evaluate.add_argument("--data-dir", help="dataset location, if it moved since training")
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to evaluate")
     evaluate.set_defaults(handler=command_eval)
-    return parser
 
 
 def recipe_summary() -> str:

@@ -34,7 +34,7 @@ def evaluate_run(run: RunDirectory, overrides: dict[str, Any] | None = None) -> 
         raise RunDirectoryError("the random weights regenerated from the seeds differ from the trained ones")
     best = state["best"]
     network.load_saved_state(best["model"])
-    data = load_dataset(config.dataset, config.data, device)
+    data = load_dataset(config.dataset, config.data, device, config.dataset_args)
     report: dict[str, Any] = {"epoch": best["epoch"], "checkpoint_epoch": state["epoch"]}
     report.update(evaluate_splits(network, data, config))
     report.update({f"recorded_{split}_accuracy": best[f"{split}_accuracy"] for split in ("val", "test")})

@@ -34,8 +34,9 @@ from .runlock import RunLock
 log = logging.getLogger(__name__)
 
 
-#: config.json holds {"config": {section: {field: value}}}; result.json {"history": [{metric: value}], ...}.
-RUN_FILE_DEPTH = 3
+#: config.json holds {"config": {section: {field: value}}}, and a model's argument may be a list (one more);
+#: result.json {"history": [{metric: value}], ...}.
+CONFIG_FILE_DEPTH, RESULT_FILE_DEPTH = 4, 3
 _CONFIG_NEEDS = "the config's sections of settings"
 _RESULT_NEEDS = "a result with per-epoch records"
 
@@ -119,7 +120,7 @@ class RunDirectory:
         if not self.config_path.is_file():
             raise RunDirectoryError(f"{self.path} is not a run directory (no config.json)")
         try:
-            record = load_json(self.config_path.read_text(), RUN_FILE_DEPTH, "it", _CONFIG_NEEDS)
+            record = load_json(self.config_path.read_text(), CONFIG_FILE_DEPTH, "it", _CONFIG_NEEDS)
             return ExperimentConfig.from_dict(record["config"])
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise RunDirectoryError(
@@ -159,7 +160,7 @@ class RunDirectory:
         if not self.result_path.is_file():
             return None
         try:
-            return RunResult.from_dict(load_json(self.result_path.read_text(), RUN_FILE_DEPTH, "it", _RESULT_NEEDS))
+            return RunResult.from_dict(load_json(self.result_path.read_text(), RESULT_FILE_DEPTH, "it", _RESULT_NEEDS))
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as error:
             raise RunDirectoryError(
                 f"{self.result_path} is damaged ({_first_line(error)}) and was left as it is; move it aside "

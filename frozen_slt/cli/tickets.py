@@ -15,6 +15,7 @@ from ..errors import (
     TicketFileError,
 )
 from ..files import reserve_output
+from ..imports import allow, is_import_path
 from ..ticket import (
     EPOCHS,
     TicketExport,
@@ -28,6 +29,8 @@ from ..ticket import (
     ticket_bytes,
     ticket_from_checkpoint,
 )
+from ..ticket.build import ticket_facts
+from ..training.network import input_facts
 from .args import HelpFormatter
 from .console import format_bits
 from .rundir import RunDirectory
@@ -57,6 +60,10 @@ def add_export_parser(commands) -> None:
                         "rules as for -o")
     export.add_argument("--epoch", choices=EPOCHS, default="best",
                         help="best: the best-validation epoch (default); last: the newest checkpoint's epoch")
+    export.add_argument("--model", help="SOURCE's model, when it is given by import path: reading a file never "
+                        "imports code the command line does not name (docs/method.md §13)")
+    export.add_argument("--dataset", help="SOURCE's dataset, when it is given by import path (a run directory's "
+                        "input shape is read from its data)")
     export.set_defaults(handler=command_export)
 
 
@@ -66,14 +73,34 @@ def is_ticket_path(path: str) -> bool:
     return not candidate.is_dir() and (candidate.is_file() or candidate.suffix == TICKET_SUFFIX)
 
 
+def allow_named_code(args: argparse.Namespace, config, what: str, other_dataset: bool = False) -> None:
+    """``--model`` and ``--dataset`` name ``config``'s model and dataset given by import path, which lets this
+    process import them (a file naming them alone is refused, docs/method.md §13). ``--model`` must name the
+    file's own model; ``--dataset`` too, unless ``other_dataset`` (a ticket evaluated on another dataset)."""
+    model, dataset = getattr(args, "model", None), getattr(args, "dataset", None)
+    if model is not None and model != config.model:
+        raise error_for(what)(f"{what} holds model {config.model!r}, and --model names {model!r}: --model names the "
+                              f"{what}'s own model, to allow its import")
+    if dataset is not None and dataset != config.dataset and not other_dataset:
+        raise error_for(what)(f"{what} holds dataset {config.dataset!r}, and --dataset names {dataset!r}: a run "
+                              "directory is evaluated on its own dataset")
+    for name in (model, dataset):
+        if is_import_path(name):
+            allow(name)
+
+
+def error_for(what: str):
+    return TicketFileError if what == "the ticket" else RunDirectoryError
+
+
 def command_eval(args: argparse.Namespace) -> int:
     """``eval`` of a ticket file or (delegated to ``frozen-slt eval``'s run code) of a run directory."""
     if not is_ticket_path(args.run):
-        if args.dataset is not None:
-            raise RunDirectoryError("--dataset applies to ticket files; a run directory is evaluated on its own dataset")
+        allow_named_code(args, RunDirectory(args.run).read_config(), "the run directory")
         return command_eval_run(args)
     overrides = {key: getattr(args, key) for key in ("data_dir", "device") if getattr(args, key) is not None}
     ticket = read_ticket(args.run)
+    allow_named_code(args, ticket.config, "the ticket", other_dataset=True)
     report = evaluate_ticket(ticket, args.dataset, overrides)
     print(
         f"ticket {args.run}, epoch {report['epoch']} on {report['dataset']}: val {100 * report['val_accuracy']:.2f}%  "
@@ -109,11 +136,13 @@ def _export_from_ticket(args: argparse.Namespace) -> int:
     if args.output is not None:
         raise TicketFileError(f"{args.source} is already a ticket file; from a ticket only --dense-module can be written")
     ticket = read_ticket(args.source)
+    allow_named_code(args, ticket.config, "the ticket")
     _check_outside_source(args)
-    check_dense_path(args.dense_module, ticket.config)
+    facts = ticket_facts(ticket)
+    check_dense_path(args.dense_module, facts)
     with reserve_output(args.dense_module, "--dense-module") as output:
         plain = dense_module(ticket.config, rebuild_network(ticket))
-        output.commit(dense_module_bytes(plain, args.dense_module, ticket.config))
+        output.commit(dense_module_bytes(plain, args.dense_module, facts))
     print(f"wrote {args.dense_module}: plain {ticket.config.model} with the ticket's effective weights "
           f"(epoch {ticket.epoch})")
     return 0
@@ -124,12 +153,13 @@ def _export_from_run(args: argparse.Namespace) -> int:
     written only once both are computed; any refusal or failure removes the temporary files."""
     run = RunDirectory(args.source)
     config = run.read_config()
+    allow_named_code(args, config, "the run directory")
     _check_outside_source(args)
     state = exportable_state(run)
     if args.output is not None and config.weight_trained:
         ticket_from_checkpoint(config, state, args.epoch)  # refuses, saying what can be exported instead
     if args.dense_module is not None:
-        check_dense_path(args.dense_module, config)
+        check_dense_path(args.dense_module, input_facts(config))
     with contextlib.ExitStack() as stack:
         ticket_output = dense_output = None
         if args.output is not None:
@@ -141,7 +171,7 @@ def _export_from_run(args: argparse.Namespace) -> int:
             blob, sizes = ticket_bytes(ticket)
         if dense_output is not None:
             network, record = network_from_checkpoint(config, state, args.epoch)
-            dense = dense_module_bytes(dense_module(config, network), args.dense_module, config)
+            dense = dense_module_bytes(dense_module(config, network), args.dense_module, network.facts)
         if ticket_output is not None:
             ticket_output.commit(blob)
             print(format_export(TicketExport(Path(args.output), ticket, sizes, memory, args.epoch), state["epoch"],

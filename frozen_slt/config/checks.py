@@ -84,6 +84,28 @@ def text(where: str, value: Any, *, optional: bool = True, what: str = "a non-em
     return value
 
 
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, str)) or is_number(value)
+
+
+def arguments(where: str, value: Any, error: Error = ConfigError) -> dict[str, Any]:
+    """Keyword arguments of a callable: a table whose keys are Python names and whose values are numbers,
+    strings, booleans, null, or lists of those (what a settings file, a ticket header and ``--model-arg
+    key=value`` can all hold, one level deeper than a setting). Returned as a new dict, lists as lists."""
+    if not isinstance(value, dict):
+        fail(where, "a table of keyword arguments", value, error)
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise error(f"{where}: {key!r} is not an argument name (a Python identifier)")
+        inner = list(item) if isinstance(item, (list, tuple)) else [item]
+        if not all(_plain(part) for part in inner):
+            raise error(f"{where}: argument {key} must be a number, string, boolean or null, or a list of those, "
+                        f"got {item!r}")
+        out[key] = list(item) if isinstance(item, (list, tuple)) else item
+    return out
+
+
 def distinct_list(where: str, value: Any, accepts: Callable[[Any], bool], what: str, error: Error = ConfigError) -> tuple:
     """A non-empty list of distinct items that ``accepts``; ``what`` describes the items (``numbers in [0, 1]``)."""
     if not isinstance(value, (list, tuple)) or not value or not all(accepts(item) for item in value) \

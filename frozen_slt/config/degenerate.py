@@ -9,9 +9,12 @@ exact: they come from the same freeze plan the run uses, on a model built withou
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
-from ..data import get_dataset_entry
+from ..data import describe_dataset
+from ..method.freezing import LayerFreezeCounts
 from ..method.initialize import freeze_plan
 from ..method.layers import DENSE
 from ..method.ratios import RATIO_TOLERANCE, floor_count
@@ -23,11 +26,15 @@ def degenerate_ticket_note(config: ExperimentConfig) -> str | None:
     """One sentence saying what the ticket of ``config`` is when its search is empty or trivial, else None."""
     if config.weight_trained:
         return None
-    ticket = config.ticket
-    entry = get_dataset_entry(config.dataset)
+    facts = describe_dataset(config.dataset, config.dataset_args, config.data)
     with torch.device("meta"):
-        model = build_model(config.model, entry.input_shape, entry.num_classes, DENSE)
-    counts = freeze_plan(model, ticket)
+        model = build_model(config.model, facts.input_shape, facts.num_classes, DENSE, config.model_args,
+                            facts.input_kind)
+    return degenerate_note(config.ticket, freeze_plan(model, config.ticket))
+
+
+def degenerate_note(ticket, counts: Sequence[LayerFreezeCounts]) -> str | None:
+    """:func:`degenerate_ticket_note` for a ticket spec and its per-layer freeze counts."""
     total = sum(layer.weights for layer in counts)
     pruned, locked = sum(layer.pruned for layer in counts), sum(layer.locked for layer in counts)
     free = total - pruned - locked

@@ -17,11 +17,11 @@ from ..errors import ConfigError
 from ..method.ratios import resolve_lock_share
 from . import checks
 from .recipes import default_settings
-from .settings import SECTION_NAMES
+from .settings import ARGUMENT_TABLES, SECTION_NAMES
 from .specs import DataSpec, TicketSpec, TrainSpec, field_meta
 
 SECTIONS = dict(zip(SECTION_NAMES, (TicketSpec, DataSpec, TrainSpec)))
-TOP_LEVEL = ("model", "dataset", "weight_trained")
+TOP_LEVEL = ("model", "model_args", "dataset", "dataset_args", "weight_trained")
 #: Input-only spellings of the ticket's split, resolved into prune_ratio/lock_ratio.
 ALTERNATE_KEYS = ("freeze_ratio", "lock_share")
 HASH_SCHEMA = 1
@@ -34,20 +34,36 @@ TICKET_KEYS = tuple(f.name for f in fields(TicketSpec))
 class ExperimentConfig:
     """One run: architecture, dataset, ticket (or weight-trained baseline), data handling and recipe."""
 
-    model: str = field(default="conv6", metadata=field_meta("architecture name, one of the Models listed above"))
-    dataset: str = field(default="digits", metadata=field_meta("dataset name, one of the Datasets listed above"))
+    model: str = field(default="conv6", metadata=field_meta(
+        "a built-in model (listed above), torchvision:NAME, pyg:NAME, or an import path package.module:callable "
+        "(docs/method.md §13)"))
+    model_args: dict[str, Any] = field(default_factory=dict, metadata=field_meta(
+        "keyword arguments of a model given by import path", optional=True))
+    dataset: str = field(default="digits", metadata=field_meta(
+        "a built-in dataset (listed above), torchvision.datasets:NAME, pyg:NAME, or an import path "
+        "package.module:callable returning the splits"))
+    dataset_args: dict[str, Any] = field(default_factory=dict, metadata=field_meta(
+        "keyword arguments of a dataset given by import path or library class", optional=True))
     weight_trained: bool = field(default=False, metadata=field_meta("the weight-trained baseline: train the weights of the dense network instead of a mask"))
     ticket: TicketSpec = field(default_factory=TicketSpec)
     data: DataSpec = field(default_factory=DataSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
 
     def __post_init__(self) -> None:
-        from ..data import get_dataset_entry
-        from ..models import check_model_fits, get_model_entry
+        from ..data import check_dataset_name, describe_dataset
+        from ..data import is_builtin as builtin_dataset
+        from ..models import check_model_fits, check_model_name
+        from ..models import is_builtin as builtin_model
 
-        get_model_entry(self.model)
-        entry = get_dataset_entry(self.dataset)
-        check_model_fits(self.model, entry.input_shape, entry.input_kind)
+        for name in ARGUMENT_TABLES:
+            object.__setattr__(self, name, checks.arguments(name, getattr(self, name)))
+        check_model_name(self.model, self.model_args)
+        check_dataset_name(self.dataset, self.dataset_args)
+        if builtin_dataset(self.dataset):  # the registry knows the shape: checked here, without reading anything
+            facts = describe_dataset(self.dataset, None, self.data)
+            if builtin_model(self.model):
+                check_model_fits(self.model, facts.input_shape, facts.input_kind)
+        # a model by import path, or data read from files, is checked where it is built: frozen_slt.training.network
         checks.boolean("weight_trained", self.weight_trained)
         if self.weight_trained and self.ticket.freeze_ratio > 0:
             raise ConfigError(
@@ -60,12 +76,25 @@ class ExperimentConfig:
         """dense, pruned, frozen (tickets) or weight_trained (the baseline)."""
         return "weight_trained" if self.weight_trained else self.ticket.family
 
+    @property
+    def uses_additions(self) -> bool:
+        """Whether the config uses what the first release did not have: a model or dataset by import path or an
+        optional setting (its ticket file is then version 2, docs/ticket-format.md)."""
+        from ..data import is_builtin as builtin_dataset
+        from ..models import is_builtin as builtin_model
+
+        if not (builtin_model(self.model) and builtin_dataset(self.dataset)):
+            return True
+        parts = [(self, TOP_LEVEL_FIELDS)] + [(getattr(self, section), fields(spec)) for section, spec in SECTIONS.items()]
+        return any(f.metadata.get("optional") and getattr(obj, f.name) != default_value(f)
+                   for obj, spec_fields in parts for f in spec_fields)
+
     def to_dict(self) -> dict[str, Any]:
-        """Every field, nested by section; :meth:`from_dict` inverts it."""
-        out: dict[str, Any] = {name: getattr(self, name) for name in TOP_LEVEL}
+        """Every field, nested by section (optional ones only when set); :meth:`from_dict` inverts it."""
+        out: dict[str, Any] = _present(self, TOP_LEVEL_FIELDS)
         for section in SECTIONS:
             spec = getattr(self, section)
-            out[section] = {f.name: getattr(spec, f.name) for f in fields(spec)}
+            out[section] = _present(spec, fields(spec))
         return out
 
     @classmethod
@@ -89,10 +118,10 @@ class ExperimentConfig:
     def identity_dict(self) -> dict[str, Any]:
         """The fields that change the result; a weight-trained run ignores the ticket's mask settings."""
         out: dict[str, Any] = {"schema": HASH_SCHEMA}
-        out.update({name: getattr(self, name) for name in TOP_LEVEL})
+        out.update(_present(self, TOP_LEVEL_FIELDS))
         for section in SECTIONS:
             spec = getattr(self, section)
-            out[section] = {f.name: getattr(spec, f.name) for f in fields(spec) if f.metadata["identity"]}
+            out[section] = _present(spec, [f for f in fields(spec) if f.metadata["identity"]])
         if self.weight_trained:
             out["ticket"] = {key: out["ticket"][key] for key in WEIGHT_TRAINED_TICKET_KEYS}
         return out
@@ -121,6 +150,11 @@ class ExperimentConfig:
         updates: dict[str | None, dict[str, Any]] = {None: {}, **{section: {} for section in SECTIONS}}
         alternate: dict[str, Any] = {}
         for raw_key, value in flat.items():
+            table, dot, argument = str(raw_key).partition(".")
+            if table in ARGUMENT_TABLES and dot:  # one argument: model_args.hidden_channels
+                current = updates[None].get(table, getattr(self, table))
+                updates[None][table] = {**current, argument: value}
+                continue
             given_section, key = _split_key(raw_key)
             if key in ALTERNATE_KEYS:
                 _check_section(raw_key, key, "ticket", given_section)
@@ -155,6 +189,9 @@ class ExperimentConfig:
         return {"prune_ratio": prune_ratio, "lock_ratio": lock_ratio}
 
 
+TOP_LEVEL_FIELDS = [f for f in fields(ExperimentConfig) if f.name in TOP_LEVEL]
+
+
 def _split_key(raw_key: str) -> tuple[str | None, str]:
     """``"train.lr"`` → ``("train", "lr")``; ``"lr"`` → ``(None, "lr")``; an unknown section is refused."""
     section, dot, key = str(raw_key).partition(".")
@@ -170,6 +207,16 @@ def _check_section(raw_key: str, key: str, section: str | None, given_section: s
     if given_section is not None and given_section != section:
         home = f"[{section}]" if section else "the top level"
         raise ConfigError(f"setting {raw_key!r}: {key!r} belongs to {home}, not to [{given_section}]")
+
+
+def _present(obj: Any, spec_fields) -> dict[str, Any]:
+    """``{name: value}`` of ``spec_fields`` of ``obj``, leaving out optional fields at their default."""
+    out = {}
+    for spec_field in spec_fields:
+        value = getattr(obj, spec_field.name)
+        if not (spec_field.metadata.get("optional") and value == default_value(spec_field)):
+            out[spec_field.name] = value
+    return out
 
 
 def leaf_fields() -> dict[str, tuple[str | None, Any]]:

@@ -18,7 +18,8 @@ MODEL_RECIPES: dict[tuple[str, str], tuple[tuple[str, object], ...]] = {
 
 def default_settings(dataset: str, model: str) -> dict[str, object]:
     """The settings a run of ``model`` on ``dataset`` starts from, before the user's: the dataset's recipe
-    updated by the (dataset, model) recipe. UnknownNameError for an unknown dataset."""
-    from ..data import get_dataset_entry
+    updated by the (dataset, model) recipe. A dataset by import path has no recipe, a PyG class the graph
+    recipe (:func:`frozen_slt.data.dataset_recipe`)."""
+    from ..data import dataset_recipe
 
-    return {**dict(get_dataset_entry(dataset).recipe), **dict(MODEL_RECIPES.get((dataset, model), ()))}
+    return {**dict(dataset_recipe(dataset)), **dict(MODEL_RECIPES.get((dataset, model), ()))}

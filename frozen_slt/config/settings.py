@@ -19,6 +19,8 @@ from ..nesting import check_text_depth, parse_limited
 
 #: The sections of an experiment's settings (the order of ExperimentConfig's nested specs).
 SECTION_NAMES = ("ticket", "data", "train")
+#: Tables of a callable's keyword arguments ([model_args], [dataset_args]); flattened to ``model_args.NAME``.
+ARGUMENT_TABLES = ("model_args", "dataset_args")
 
 #: Two spellings of the ticket's freeze split; a later one replaces an earlier one when merging.
 _SPELLINGS = ({"freeze_ratio", "lock_share"}, {"prune_ratio", "lock_ratio"})
@@ -33,9 +35,10 @@ def parse_toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-#: A config file is a table of settings, or of [section] tables of settings: two levels of tables.
-CONFIG_DEPTH = 2
-_CONFIG_NEEDS = "a table of settings, or of [ticket]/[data]/[train] tables of settings"
+#: A config file is a table of settings, or of [section] tables of settings: two levels of tables, and one more
+#: for a list as a [model_args] argument.
+CONFIG_DEPTH = 3
+_CONFIG_NEEDS = "a table of settings, or of [ticket]/[data]/[train]/[model_args]/[dataset_args] tables of settings"
 _KINDS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 
 
@@ -113,15 +116,19 @@ def _unique_key_loader(what: str):
 def flatten_settings(data: dict[str, Any], source: str = "settings") -> dict[str, Any]:
     """``{section: {field: value}}`` tables to ``{"section.field": value}``; bare keys stay bare.
 
-    Only the experiment's sections may be tables; anything else nested is refused, naming ``source``.
+    Only the experiment's sections and the argument tables (``[model_args]``, whose values may be lists) may be
+    tables; anything else nested is refused, naming ``source``. ``model = "..."`` and a
+    ``[model]`` table cannot both be written in TOML, hence the table's name.
     """
     flat: dict[str, Any] = {}
     for key, value in data.items():
         if not isinstance(value, dict):
             flat[str(key)] = value
             continue
-        if key not in SECTION_NAMES:
-            raise ConfigError(f"unknown section [{key}] in {source}; valid sections: {', '.join(SECTION_NAMES)}")
+        if key not in SECTION_NAMES + ARGUMENT_TABLES:
+            hint = "; the model's arguments go in [model_args]" if key == "model" else ""
+            raise ConfigError(f"unknown section [{key}] in {source}; valid sections: "
+                              f"{', '.join(SECTION_NAMES + ARGUMENT_TABLES)}{hint}")
         for inner, inner_value in value.items():
             if isinstance(inner_value, dict):
                 raise ConfigError(f"[{key}] in {source}: {inner!r} must be a value, not a table")
@@ -134,19 +141,44 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return flatten_settings(read_settings_file(path), f"config file {str(path)!r}")
 
 
-def parse_set_overrides(items: Iterable[str]) -> dict[str, str]:
-    """``--set key=value`` items as a flat dict (values stay strings; the config coerces them)."""
-    out = {}
+def parse_set_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``--set key=value`` items as a flat dict (values stay strings, the config coerces them; a callable's
+    argument, ``model_args.NAME=VALUE``, is read by :func:`argument_value`)."""
+    out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = value
+        key = key.strip()
+        out[key] = argument_value(value) if key.partition(".")[0] in ARGUMENT_TABLES else value
     return out
 
 
+def parse_argument_items(items: Iterable[str], table: str, flag: str) -> dict[str, Any]:
+    """``--model-arg name=value`` items as flat ``{"model_args.name": value}`` (see :func:`argument_value`)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} expects name=value, got {item!r}")
+        out[f"{table}.{key.strip()}"] = argument_value(value)
+    return out
+
+
+def argument_value(text: str) -> Any:
+    """A callable's argument from the command line: JSON when it parses as JSON (``64``, ``0.5``, ``true``,
+    ``null``, ``[64, 64]``, ``"quoted"``), else the text itself (``relu``, ``Cora``)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def bare_key(key: str) -> str:
-    """``train.lr`` → ``lr``; a bare key is returned as it is."""
+    """``train.lr`` → ``lr``; a bare key is returned as it is; a callable's argument (``model_args.lr``) stays
+    whole, so it never replaces a setting of the same name."""
+    if key.partition(".")[0] in ARGUMENT_TABLES:
+        return key
     return key.rpartition(".")[2]
 
 

@@ -18,9 +18,11 @@ from ..method.ratios import check_feasible
 from . import checks
 
 
-def field_meta(text: str, identity: bool = True) -> dict[str, Any]:
-    """Field metadata: help text, and whether the field changes the result (enters the config hash)."""
-    return {"help": text, "identity": identity}
+def field_meta(text: str, identity: bool = True, optional: bool = False) -> dict[str, Any]:
+    """Field metadata: help text, whether the field changes the result (enters the config hash), and whether it
+    is left out of the config's dicts while at its default (``optional``: settings added after the first
+    release, so that every config that does not use them keeps its hash and its files byte for byte)."""
+    return {"help": text, "identity": identity, "optional": optional}
 
 
 #: Seeds are stored (and counted by the memory accounting) as 64-bit integers.
@@ -88,6 +90,9 @@ class DataSpec:
     order_seed: int = field(default=0, metadata=field_meta("seed of the data order and augmentation"))
     augment: bool = field(default=True, metadata=field_meta("use the dataset's training augmentation"))
     num_workers: int = field(default=4, metadata=field_meta("decoding worker processes (image-folder datasets)", identity=False))
+    input_channels: int | None = field(default=None, metadata=field_meta(
+        "give the model this many channels by repeating a one-channel dataset's channel (3 for torchvision's "
+        "classifiers, which hard-code them)", optional=True))
 
     def __post_init__(self) -> None:
         checks.text("data_dir", self.data_dir, what="a path (a string)")
@@ -96,6 +101,8 @@ class DataSpec:
         _seed("split_seed", self.split_seed)
         _seed("order_seed", self.order_seed)
         checks.integer("num_workers", self.num_workers)
+        if self.input_channels is not None:
+            checks.integer("input_channels", self.input_channels, minimum=2)
 
 
 OPTIMIZERS = ("sgd", "adamw")

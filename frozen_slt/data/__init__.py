@@ -1,15 +1,17 @@
-"""Dataset registry: what each dataset looks like (input shape, classes) and how to load it."""
+"""Datasets: the built-in registry (what each looks like and how to load it) and datasets by import path or
+library class (:mod:`frozen_slt.data.foreign`, docs/method.md §13)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import torch
 
-from ..errors import DatasetError
+from .. import imports
+from ..errors import ConfigError, DatasetError, UnknownNameError
 from ..registry import lookup
-from .base import ImageData
+from .base import INPUT_KINDS, DataFacts, ImageData
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,59 @@ def get_dataset_entry(name: str) -> DatasetEntry:
     return lookup(DATASETS, name, "dataset")
 
 
-def load_dataset(name: str, spec, device: torch.device):
+def is_builtin(name: str) -> bool:
+    return name in DATASETS
+
+
+def check_dataset_name(name: Any, args: Mapping[str, Any] | None = None) -> None:
+    """Refuse, without importing anything, a name that is neither built-in nor an import path, and arguments
+    given to a built-in dataset."""
+    if isinstance(name, str) and name in DATASETS:
+        if args:
+            raise ConfigError(f"built-in dataset {name!r} takes no arguments, got dataset_args {sorted(args)}")
+        return
+    if not imports.is_import_path(name):
+        raise UnknownNameError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}; or "
+                               "torchvision.datasets:NAME, pyg:NAME or an import path package.module:callable")
+    from .foreign import check_name
+
+    check_name(name)
+
+
+def dataset_recipe(name: str) -> tuple[tuple[str, object], ...]:
+    """A dataset's default settings: the registry's; the graph recipe for a PyG class; none otherwise."""
+    if name in DATASETS:
+        return DATASETS[name].recipe
+    from .foreign import zoo_of
+
+    zoo = zoo_of(name) if imports.is_import_path(name) else None
+    return _GRAPH_RECIPE if zoo is not None and zoo[0] == "pyg" else ()
+
+
+def describe_dataset(name: str, args: Mapping[str, Any] | None, spec) -> DataFacts:
+    """Input shape (with ``spec.input_channels`` applied), class count and input kind of the data: from the
+    registry for a built-in dataset, read from the data otherwise (once per process)."""
+    from .foreign import apply_channels, describe_foreign
+
+    check_dataset_name(name, args)
+    channels = getattr(spec, "input_channels", None)
+    if name in DATASETS:
+        entry = DATASETS[name]
+        return DataFacts(apply_channels(name, entry.input_shape, entry.input_kind, channels), entry.num_classes,
+                         entry.input_kind)
+    return describe_foreign(name, args or {}, spec)
+
+
+def load_dataset(name: str, spec, device: torch.device, args: Mapping[str, Any] | None = None):
     """The named dataset's splits on ``device`` (``spec`` is a DataSpec): an ImageData or a GraphData;
     DatasetError when it cannot be read."""
-    return get_dataset_entry(name).load(spec, device)
+    check_dataset_name(name, args)
+    if name in DATASETS:
+        return get_dataset_entry(name).load(spec, device)
+    from .foreign import load_foreign
+
+    return load_foreign(name, args or {}, spec, device)
 
 
-__all__ = ["DATASETS", "DatasetEntry", "DatasetError", "ImageData", "get_dataset_entry", "load_dataset"]
+__all__ = ["DATASETS", "INPUT_KINDS", "DataFacts", "DatasetEntry", "DatasetError", "ImageData", "check_dataset_name",
+           "dataset_recipe", "describe_dataset", "get_dataset_entry", "is_builtin", "load_dataset"]

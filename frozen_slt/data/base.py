@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import Iterator, NamedTuple, Protocol
 
 import torch
 
@@ -11,6 +11,23 @@ from ..errors import DatasetError
 VAL_FRACTION = 0.2  # 40k/10k of CIFAR-10's 50k, 80/20 for ImageNet (docs/method.md §9)
 EVAL_SPLITS = ("val", "test")
 
+
+
+#: What a model may take: images (C, H, W), graphs (features,), float sequences (any other shape) and
+#: token sequences (int64). A model by import path is checked on zeros of its data's kind and shape.
+INPUT_KINDS = ("image", "graph", "sequence", "tokens")
+
+
+class DataFacts(NamedTuple):
+    """What the model needs to know of its data, read from the data (or the registry), never typed twice:
+    the shape of one input (C, H, W for images, (features,) for a graph's nodes), the class count, the kind."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    input_kind: str
+
+    def shape_text(self) -> str:
+        return "x".join(map(str, self.input_shape))
 
 
 class ImageData(Protocol):

@@ -38,7 +38,8 @@ def _digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def load_digits_data(spec: DataSpec, device: torch.device) -> TensorImageData:
-    """The three digits splits on ``device``; only ``spec.split_seed`` and ``spec.order_seed`` matter."""
+    """The three digits splits on ``device``; only ``spec.split_seed``, ``spec.order_seed`` and
+    ``spec.input_channels`` (the channel repeated, for models that take three) matter."""
     images, labels = _digits_tensors()
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(_TEST_SEED))
     test, rest = order[:TEST_COUNT].sort().values, order[TEST_COUNT:].sort().values
@@ -47,4 +48,5 @@ def load_digits_data(spec: DataSpec, device: torch.device) -> TensorImageData:
     # One channel: the per-channel statistics are the training split's overall mean and std.
     mean, std = images[train].mean().item(), images[train].std().item()
     splits = {name: (images[index], labels[index]) for name, index in (("train", train), ("val", val), ("test", test))}
-    return TensorImageData("digits", splits, 10, (mean,), (std,), 1.0, "none", spec.order_seed, device)
+    return TensorImageData("digits", splits, 10, (mean,), (std,), 1.0, "none", spec.order_seed, device,
+                           channels=spec.input_channels)

@@ -24,11 +24,15 @@ class TensorImageData:
     permutation from ``make_generator("order", order_seed, e)``; its offsets and flips come from
     ``make_generator("augment", order_seed, e)``. Both are drawn on the CPU, so the batches do not
     depend on the device, and moved to the device once per epoch.
+
+    ``mean`` None: the inputs are served as they are stored (any dtype and shape, such as token sequences;
+    no normalisation, no augmentation). ``channels``: a one-channel image's channel is repeated to that many
+    channels after normalising (``input_channels``, docs/method.md §13), so ``input_shape`` has them.
     """
 
     def __init__(self, name: str, splits: dict[str, tuple[torch.Tensor, torch.Tensor]], num_classes: int,
-                 mean: tuple[float, ...], std: tuple[float, ...], scale: float, augment: str, order_seed: int,
-                 device: torch.device | str):
+                 mean: tuple[float, ...] | None, std: tuple[float, ...] | None, scale: float, augment: str,
+                 order_seed: int, device: torch.device | str, channels: int | None = None):
         if augment not in AUGMENTS:
             raise ValueError(f"unknown augment mode {augment!r}; valid: {', '.join(AUGMENTS)}")
         if set(splits) != {"train", "val", "test"}:
@@ -36,15 +40,23 @@ class TensorImageData:
         self.name, self.num_classes, self.device = name, num_classes, torch.device(device)
         self.splits = {key: (images.to(self.device), labels.to(self.device, torch.int64))
                        for key, (images, labels) in splits.items()}
-        self.input_shape = tuple(splits["train"][0].shape[1:])
+        stored = tuple(splits["train"][0].shape[1:])
         self.split_sizes = {key: int(labels.numel()) for key, (_, labels) in splits.items()}
-        channels = self.input_shape[0]
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, channels, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, channels, 1, 1)
+        self.mean = self.std = None
+        if mean is not None:
+            self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, stored[0], 1, 1)
+            self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, stored[0], 1, 1)
+        if channels is not None and (mean is None or stored[0] != 1):
+            raise ValueError(f"repeating channels needs one-channel images, got shape {stored}")
+        self.channels = channels
+        self.input_shape = stored if channels is None else (channels, *stored[1:])
         self.scale, self.augment, self.order_seed = scale, augment, order_seed
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.float() / self.scale - self.mean) / self.std
+        if self.mean is None:
+            return images
+        normalised = (images.float() / self.scale - self.mean) / self.std
+        return normalised if self.channels is None else normalised.expand(-1, self.channels, -1, -1).contiguous()
 
     def num_train_batches(self, batch_size: int) -> int:
         check_batch_size(batch_size)

@@ -169,30 +169,69 @@ class MaskedLinear(MaskedLayerMixin, nn.Module):
         )
 
 
+class MaskedParameter(MaskedLayerMixin, nn.Module):
+    """The masked weight of a converted module (docs/method.md §13): the state of a masked layer without its
+    operation. The module it belongs to reads it under the weight's own name and gets ``W_eff``
+    (:meth:`forward`), so it keeps its own forward (a convolution of any dimension, a linear layer of any
+    library, an attention's input projection)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self._init_masked_state(tuple(shape))
+
+    def forward(self) -> torch.Tensor:
+        return self.effective_weight()
+
+    def extra_repr(self) -> str:
+        return (f"shape={tuple(self.weight.shape)}, pruned={self.pruned_count}, locked={self.locked_count}, "
+                f"free={self.free_count}")
+
+
+class PlainParameter(nn.Module):
+    """The weight of a converted module in the weight-trained baseline: an ordinary trained ``weight``, read
+    by its module like :class:`MaskedParameter`."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(tuple(shape)))
+
+    def forward(self) -> torch.Tensor:
+        return self.weight
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.weight.shape)}"
+
+
 @dataclass(frozen=True)
 class LayerKind:
     """The layer constructors an architecture is built from: one architecture, two kinds.
 
     ``conv(in_channels, out_channels, kernel_size, stride=1, padding=0)`` and
-    ``linear(in_features, out_features)`` both return bias-free layers.
+    ``linear(in_features, out_features)`` both return bias-free layers; ``parameter(shape)`` holds a
+    converted module's weight (:class:`MaskedParameter` or :class:`PlainParameter`).
     """
 
     name: str
     conv: Callable[..., nn.Module]
     linear: Callable[..., nn.Module]
+    parameter: Callable[..., nn.Module] = PlainParameter
 
 
 def _dense_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
 
 
-MASKED = LayerKind("masked", MaskedConv2d, MaskedLinear)
-DENSE = LayerKind("dense", _dense_conv, partial(nn.Linear, bias=False))
+MASKED = LayerKind("masked", MaskedConv2d, MaskedLinear, MaskedParameter)
+DENSE = LayerKind("dense", _dense_conv, partial(nn.Linear, bias=False), PlainParameter)
 
 
 def is_weight_layer(module: nn.Module) -> bool:
-    """True for the layers whose weights the method counts (masked or plain Conv2d/Linear)."""
-    return isinstance(module, (MaskedLayerMixin, nn.Conv2d, nn.Linear))
+    """True for the layers whose weights the method counts: masked layers and parameters, a converted
+    module's plain weight, and a plain Conv2d/Linear that holds its own weight (a converted module does not:
+    its weight is the :class:`MaskedParameter` or :class:`PlainParameter` below it)."""
+    if isinstance(module, (MaskedLayerMixin, PlainParameter)):
+        return True
+    return isinstance(module, (nn.Conv2d, nn.Linear)) and "weight" in module._parameters
 
 
 def weight_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:

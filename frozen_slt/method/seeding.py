@@ -10,7 +10,7 @@ import hashlib
 
 import torch
 
-PURPOSES = ("weights", "scores", "freeze", "split", "order", "augment")
+PURPOSES = ("weights", "scores", "freeze", "split", "order", "augment", "fixed")
 
 
 def derive_seed(purpose: str, seed: int, *salt: int) -> int:

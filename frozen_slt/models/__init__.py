@@ -1,14 +1,21 @@
-"""Model registry: each architecture written once, built with an injected layer kind (masked or dense)."""
+"""Models: the built-in registry (each architecture written once, built with an injected layer kind, masked
+or dense) and models by import path, converted (docs/method.md §13; :mod:`frozen_slt.models.foreign`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from ..errors import ModelDatasetMismatchError, with_article
+from .. import imports
+from ..errors import (
+    ConfigError,
+    ModelDatasetMismatchError,
+    UnknownNameError,
+    with_article,
+)
 from ..method.layers import MASKED, LayerKind, weight_layers
 from ..registry import lookup
 from .conv import WIDTHS, ConvNet, min_side
@@ -63,6 +70,27 @@ def get_model_entry(name: str) -> ModelEntry:
     return lookup(MODELS, name, "model")
 
 
+def is_builtin(name: str) -> bool:
+    return name in MODELS
+
+
+def check_model_name(name: Any, args: Mapping[str, Any] | None = None) -> None:
+    """Refuse, without importing anything, a name that is neither built-in nor an import path (or a zoo alias),
+    and arguments given to a built-in model."""
+    if isinstance(name, str) and name in MODELS:
+        if args:
+            raise ConfigError(f"built-in model {name!r} takes no arguments, got model_args {sorted(args)}; arguments "
+                              "are for a model given by import path")
+        return
+    if not imports.is_import_path(name):
+        valid = ", ".join(sorted(MODELS))
+        raise UnknownNameError(f"unknown model {name!r}; valid: {valid}; or torchvision:NAME, pyg:NAME or an import "
+                               "path package.module:callable")
+    from .zoo import check_name
+
+    check_name(name)
+
+
 def _shape_text(input_shape: tuple[int, ...]) -> str:
     return "x".join(str(size) for size in input_shape)
 
@@ -82,9 +110,34 @@ def check_model_fits(name: str, input_shape: tuple[int, ...], input_kind: str) -
         )
 
 
-def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, kind: LayerKind = MASKED) -> nn.Module:
+def check_fits(name: str, args: Mapping[str, Any] | None, input_shape: tuple[int, ...], num_classes: int,
+               input_kind: str) -> None:
+    """Refuse, in one line, a model that cannot run on this data: a built-in one by its registry entry, one by
+    import path by building it and running it once (:func:`frozen_slt.models.foreign.check_foreign_fits`)."""
+    check_model_name(name, args)
+    if name in MODELS:
+        check_model_fits(name, tuple(input_shape), input_kind)
+        return
+    from .foreign import check_foreign_fits
+
+    check_foreign_fits(name, args or {}, tuple(input_shape), num_classes, input_kind)
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, kind: LayerKind = MASKED,
+                args: Mapping[str, Any] | None = None, input_kind: str | None = None) -> nn.Module:
+    """The model ``name`` for inputs of ``input_shape`` and ``num_classes`` classes, with layers of ``kind``.
+
+    A built-in name builds its architecture; a zoo alias or an import path is called with ``args`` and what
+    the data fills in, then converted (``input_kind`` defaults to graph for a 1-D shape, image otherwise).
+    """
+    input_kind = input_kind or ("graph" if len(input_shape) == 1 else "image")
+    check_model_name(name, args)
+    if name not in MODELS:
+        from .foreign import build_foreign
+
+        return build_foreign(name, args or {}, tuple(input_shape), num_classes, kind, input_kind)
     entry = get_model_entry(name)
-    check_model_fits(name, input_shape, "graph" if len(input_shape) == 1 else "image")
+    check_model_fits(name, input_shape, input_kind)
     return entry.build(tuple(input_shape), num_classes, kind)
 
 

@@ -17,6 +17,7 @@ from .build import (
     rebuild_network,
     save_ticket,
     ticket_bytes,
+    ticket_facts,
     ticket_from_checkpoint,
     ticket_from_network,
     write_ticket,
@@ -32,6 +33,7 @@ from .fileformat import (
     FORMAT_VERSION,
     FRAMING_BYTES,
     MAGIC,
+    VERSIONS,
     Ticket,
     TicketSizes,
     decode_ticket,
@@ -40,8 +42,8 @@ from .fileformat import (
 )
 
 __all__ = [
-    "DENSE_SUFFIXES", "EPOCHS", "FORMAT_VERSION", "FRAMING_BYTES", "MAGIC", "Ticket", "TicketExport", "TicketSizes",
+    "DENSE_SUFFIXES", "EPOCHS", "FORMAT_VERSION", "FRAMING_BYTES", "MAGIC", "VERSIONS", "Ticket", "TicketExport", "TicketSizes",
     "check_dataset_fits", "check_dense_path", "decode_ticket", "dense_module", "dense_module_bytes", "encode_ticket",
     "evaluate_ticket", "network_from_checkpoint", "read_ticket", "rebuild_network", "save_dense_module", "save_ticket", "ticket_bytes", "ticket_from_checkpoint",
-    "ticket_from_network", "ticket_sizes", "write_ticket",
+    "ticket_facts", "ticket_from_network", "ticket_sizes", "write_ticket",
 ]

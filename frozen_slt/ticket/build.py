@@ -19,12 +19,20 @@ import torch
 from torch import nn
 
 from ..config.experiment import ExperimentConfig
-from ..data import get_dataset_entry, load_dataset
+from ..data import (
+    DATASETS,
+    DataFacts,
+    describe_dataset,
+    get_dataset_entry,
+    load_dataset,
+)
 from ..errors import TicketFileError
 from ..files import write_atomically
 from ..method.layers import DENSE, MaskedLayerMixin, masked_layers
 from ..method.memory import MemoryReport
-from ..models import build_model
+from ..models import build_model, is_builtin
+from ..models.foreign import source_of
+from ..models.zoo import package_version
 from ..training.evaluate import evaluate_splits
 from ..training.network import Network, build_network, resolve_device
 from .fileformat import Ticket, TicketSizes, decode_ticket, encode_ticket, ticket_sizes
@@ -51,13 +59,15 @@ def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
 
-def _check_representable(config: ExperimentConfig, model: nn.Module) -> None:
+def _check_representable(config: ExperimentConfig, network: Network) -> None:
     """Refuse a model whose state the format cannot hold, rather than silently drop it.
 
     Masked layers are stored as their mask, BatchNorm layers as their running statistics. Any other
     parameter is trained state and is refused; any other buffer must still hold the value the
-    architecture's constructor gives it (GIN's fixed ε, for one), since a rebuild gets it from there.
+    architecture's constructor gives it (GIN's fixed ε, for one), since a rebuild gets it from there. (A
+    converted model's fixed tensors are buffers outside the state dict, regenerated from the seed.)
     """
+    model = network.model
     batchnorms = {id(bn) for bn in _batchnorms(model)}
     trained, constants = [], {}
     for name, module in model.named_modules():
@@ -73,8 +83,9 @@ def _check_representable(config: ExperimentConfig, model: nn.Module) -> None:
         raise TicketFileError(f"this model has trained state a ticket file cannot hold (only masks and BatchNorm "
                               f"running statistics): {', '.join(trained)}")
     if constants:
-        entry = get_dataset_entry(config.dataset)
-        fresh = build_model(config.model, entry.input_shape, entry.num_classes, DENSE).state_dict()
+        facts = network.facts
+        fresh = build_model(config.model, facts.input_shape, facts.num_classes, DENSE, config.model_args,
+                            facts.input_kind).state_dict()
         changed = [key for key, value in constants.items() if key not in fresh or not torch.equal(value.cpu(), fresh[key])]
         if changed:
             raise TicketFileError(f"these buffers differ from the architecture's own values, and a ticket file cannot "
@@ -87,17 +98,29 @@ def ticket_from_network(config: ExperimentConfig, network: Network, epoch: int, 
     """The ticket of a masked ``network`` as it stands (its current mask and BatchNorm statistics)."""
     if not network.masked:
         raise TicketFileError("a weight-trained network has no ticket (a mask over random weights) to export")
-    _check_representable(config, network.model)
+    _check_representable(config, network)
     mask = torch.cat([layer.keep_mask()[layer.free].cpu() for layer in masked_layers(network.model)])
     stats = [t.detach().cpu().float().reshape(-1)
              for bn in _batchnorms(network.model) for t in (bn.running_mean, bn.running_var)]
-    entry = get_dataset_entry(config.dataset)
+    facts = network.facts
     return Ticket(
-        config=config, config_hash=config.config_hash(), input_shape=tuple(entry.input_shape), num_classes=entry.num_classes,
+        config=config, config_hash=config.config_hash(), input_shape=tuple(facts.input_shape), num_classes=facts.num_classes,
         epoch=int(epoch), val_accuracy=float(val_accuracy), test_accuracy=float(test_accuracy),
         realised_sparsity=network.realised_sparsity(), weights_fingerprint=network.fingerprint,
         mask=mask, batchnorm_stats=torch.cat(stats) if stats else torch.zeros(0),
+        **(_version_two_fields(config, facts) if config.uses_additions else {}),
     )
+
+
+def _version_two_fields(config: ExperimentConfig, facts: DataFacts) -> dict[str, Any]:
+    """What a version-2 header adds: the input kind, and the model's callable and the versions of the packages
+    that define it (docs/ticket-format.md)."""
+    if is_builtin(config.model):
+        source = {"callable": None, "packages": {"torch": torch.__version__}}
+    else:
+        model = source_of(config.model)
+        source = {"callable": model.qualified, "packages": model.packages()}
+    return {"input_kind": facts.input_kind, "model_source": source}
 
 
 def network_from_checkpoint(config: ExperimentConfig, state: Mapping[str, Any], which: str = "best",
@@ -170,26 +193,39 @@ def read_ticket(path: str | Path) -> Ticket:
     return decode_ticket(path.read_bytes(), str(path))
 
 
-def check_dataset_fits(ticket: Ticket, dataset: str) -> None:
-    """Refuse a dataset whose input shape or class count differs from the ticket's."""
-    entry = get_dataset_entry(dataset)
-    if tuple(entry.input_shape) != ticket.input_shape or entry.num_classes != ticket.num_classes:
+def ticket_facts(ticket: Ticket) -> DataFacts:
+    """The inputs the ticket's model takes, from its header (version 1: its built-in dataset's kind)."""
+    kind = ticket.input_kind or get_dataset_entry(ticket.config.dataset).input_kind
+    return DataFacts(tuple(ticket.input_shape), ticket.num_classes, kind)
+
+
+def check_dataset_fits(ticket: Ticket, dataset: str, dataset_args: Mapping[str, Any] | None = None,
+                       spec=None) -> None:
+    """Refuse a dataset whose input shape or class count differs from the ticket's (read from the data, found
+    by ``spec``, default the ticket's DataSpec, for a dataset by import path; the ticket's own
+    ``dataset_args`` go with its own dataset)."""
+    if dataset_args is None:
+        dataset_args = ticket.config.dataset_args if dataset == ticket.config.dataset else {}
+    facts = describe_dataset(dataset, dataset_args, spec or ticket.config.data)
+    if tuple(facts.input_shape) != ticket.input_shape or facts.num_classes != ticket.num_classes:
         shape = "x".join(map(str, ticket.input_shape))
         raise TicketFileError(
             f"the ticket takes inputs of shape {shape} with {ticket.num_classes} classes, but dataset {dataset!r} has "
-            f"shape {'x'.join(map(str, entry.input_shape))} with {entry.num_classes} classes"
+            f"shape {facts.shape_text()} with {facts.num_classes} classes"
         )
 
 
 @torch.no_grad()
 def rebuild_network(ticket: Ticket, device: torch.device | str = "cpu") -> Network:
     """The ticket's network on ``device``: weights and freeze pattern from the seeds, then the stored mask
-    and BatchNorm statistics. Its effective weights equal the training run's bit for bit."""
-    check_dataset_fits(ticket, ticket.config.dataset)
-    network = build_network(ticket.config, torch.device(device))
+    and BatchNorm statistics. Its effective weights equal the training run's bit for bit. Needs no data: the
+    input shape is in the header (checked against a built-in dataset's)."""
+    if ticket.config.dataset in DATASETS:
+        check_dataset_fits(ticket, ticket.config.dataset)
+    network = build_network(ticket.config, torch.device(device), ticket_facts(ticket))
     if network.fingerprint != ticket.weights_fingerprint:
         raise TicketFileError("the random weights regenerated from the ticket's seeds differ from the ones it was "
-                              "taken from (another frozen-slt or PyTorch version draws them differently)")
+                              f"taken from ({_changed_since(ticket)})")
     layers = masked_layers(network.model)
     free = sum(layer.free_count for layer in layers)
     if free != ticket.free_weights:
@@ -208,6 +244,21 @@ def rebuild_network(ticket: Ticket, device: torch.device | str = "cpu") -> Netwo
         raise TicketFileError(f"the rebuilt mask has sparsity {network.realised_sparsity()}, the ticket records "
                               f"{ticket.realised_sparsity}")
     return network
+
+
+def _changed_since(ticket: Ticket) -> str:
+    """Why regenerated weights may differ: the model's code or the versions of its packages changed."""
+    if ticket.model_source is None:
+        return "another frozen-slt or PyTorch version draws them differently"
+    recorded = ticket.model_source["packages"]
+    installed = {name: _installed(name) for name in recorded}
+    changed = [f"{name} {recorded[name]} then, {installed[name]} now" for name in recorded if recorded[name] != installed[name]]
+    return ("the model's code, or how it is drawn, changed since it was written: " +
+            ("; ".join(changed) if changed else f"same package versions ({', '.join(f'{k} {v}' for k, v in recorded.items())})"))
+
+
+def _installed(package: str) -> str | None:
+    return package_version(package)
 
 
 def _install_batchnorm_stats(model: nn.Module, values: torch.Tensor) -> None:
@@ -230,10 +281,11 @@ def evaluate_ticket(ticket: Ticket, dataset: str | None = None,
     """
     config = ticket.config.with_overrides(dict(overrides or {}))
     dataset = dataset or config.dataset
-    check_dataset_fits(ticket, dataset)
+    dataset_args = config.dataset_args if dataset == config.dataset else {}
+    check_dataset_fits(ticket, dataset, dataset_args, config.data)
     device = resolve_device(config.train.device)
     network = rebuild_network(ticket, device)
-    data = load_dataset(dataset, config.data, device)
+    data = load_dataset(dataset, config.data, device, dataset_args)
     report: dict[str, Any] = {"epoch": ticket.epoch, "dataset": dataset}
     report.update(evaluate_splits(network, data, config))
     report.update({f"recorded_{split}_accuracy": getattr(ticket, f"{split}_accuracy") for split in ("val", "test")})

@@ -1,11 +1,11 @@
 """The ticket file, byte by byte (docs/ticket-format.md): encode and decode, nothing else.
 
-Layout of format version 1 (all integers little-endian)::
+Layout of format versions 1 and 2 (all integers little-endian)::
 
     magic            8 bytes   89 53 4C 54 0D 0A 1A 0A   ("\\x89SLT\\r\\n\\x1a\\n")
-    version          u16       1
+    version          u16       1, or 2 for a model or dataset given by import path
     header length    u32       H
-    header           H bytes   UTF-8 JSON object (keys: HEADER_KEYS)
+    header           H bytes   UTF-8 JSON object (keys: HEADER_KEYS; version 2 adds HEADER_KEYS_V2)
     mask length      u64       M = ⌈free / 8⌉
     mask             M bytes   the final mask over the free positions, 8 bits per byte, most significant first
     BatchNorm length u64       B = 4 · (number of running-statistic values)
@@ -28,11 +28,15 @@ import numpy as np
 import torch
 
 from ..config.experiment import ExperimentConfig
+from ..data import INPUT_KINDS
 from ..errors import FrozenSLTError, TicketFileError
 from ..nesting import load_json
 
 MAGIC = b"\x89SLT\r\n\x1a\n"
-FORMAT_VERSION = 1
+#: Version 1: built-in models and datasets (their files stay byte for byte what they were). Version 2: the
+#: header also records the input kind and where the model's code comes from (docs/ticket-format.md).
+FORMAT_VERSION = 2
+VERSIONS = (1, 2)
 CHECKSUM_BYTES = 32
 #: Bytes of the fixed fields: magic, version, three section lengths, checksum.
 FRAMING_BYTES = len(MAGIC) + 2 + 4 + 8 + 8 + CHECKSUM_BYTES
@@ -40,6 +44,7 @@ HEADER_KEYS = (
     "config", "config_hash", "input_shape", "num_classes", "epoch", "val_accuracy", "test_accuracy",
     "realised_sparsity", "weights_fingerprint", "free_weights", "batchnorm_values",
 )
+HEADER_KEYS_V2 = HEADER_KEYS + ("input_kind", "model_source")
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,10 +68,17 @@ class Ticket:
     weights_fingerprint: str
     mask: torch.Tensor
     batchnorm_stats: torch.Tensor
+    #: Version 2 only (None in version 1): the input kind, and the model's callable and package versions.
+    input_kind: str | None = None
+    model_source: dict[str, Any] | None = None
 
     @property
     def free_weights(self) -> int:
         return int(self.mask.numel())
+
+    @property
+    def version(self) -> int:
+        return 1 if self.model_source is None else 2
 
     def header(self) -> dict[str, Any]:
         """The JSON header: the identity fields of the config (what changes the result) and the record."""
@@ -78,7 +90,7 @@ class Ticket:
             "test_accuracy": self.test_accuracy, "realised_sparsity": self.realised_sparsity,
             "weights_fingerprint": self.weights_fingerprint, "free_weights": self.free_weights,
             "batchnorm_values": int(self.batchnorm_stats.numel()),
-        }
+        } | ({} if self.version == 1 else {"input_kind": self.input_kind, "model_source": self.model_source})
 
 
 @dataclass(frozen=True)
@@ -120,7 +132,7 @@ def encode_ticket(ticket: Ticket) -> bytes:
     mask = pack_mask(ticket.mask)
     stats = ticket.batchnorm_stats.detach().cpu().to(torch.float32).numpy().astype("<f4").tobytes()
     body = b"".join((
-        MAGIC, struct.pack("<HI", FORMAT_VERSION, len(header)), header,
+        MAGIC, struct.pack("<HI", ticket.version, len(header)), header,
         struct.pack("<Q", len(mask)), mask, struct.pack("<Q", len(stats)), stats,
     ))
     return body + hashlib.sha256(body).digest()
@@ -152,10 +164,10 @@ def decode_ticket(blob: bytes, source: str) -> Ticket:
     if len(blob) < len(MAGIC) + 2:
         raise TicketFileError(f"{source} is truncated ({len(blob)} bytes; a ticket file is at least {FRAMING_BYTES})")
     version = struct.unpack_from("<H", blob, len(MAGIC))[0]
-    if version != FORMAT_VERSION:
+    if version not in VERSIONS:
         raise TicketFileError(
-            f"{source} has ticket format version {version}, which this frozen-slt cannot read (it reads version "
-            f"{FORMAT_VERSION}); use the frozen-slt release that wrote it"
+            f"{source} has ticket format version {version}, which this frozen-slt cannot read (it reads versions "
+            f"{' and '.join(map(str, VERSIONS))}); use the frozen-slt release that wrote it"
         )
     if len(blob) < FRAMING_BYTES:
         raise TicketFileError(f"{source} is truncated ({len(blob)} bytes; a ticket file is at least {FRAMING_BYTES})")
@@ -164,7 +176,7 @@ def decode_ticket(blob: bytes, source: str) -> Ticket:
         raise TicketFileError(f"{source} is corrupted (SHA-256 checksum mismatch: the file was truncated or altered)")
     reader = _Reader(body, source)
     reader.take(len(MAGIC) + 2, "magic")
-    header = _parse_header(reader.take(reader.integer("<I", "header length"), "header"), source)
+    header = _parse_header(reader.take(reader.integer("<I", "header length"), "header"), source, version)
     packed = reader.take(reader.integer("<Q", "mask length"), "mask section")
     stats = reader.take(reader.integer("<Q", "BatchNorm length"), "BatchNorm section")
     if reader.position != len(body):
@@ -172,19 +184,22 @@ def decode_ticket(blob: bytes, source: str) -> Ticket:
     return _assemble(header, packed, stats, source)
 
 
-#: The header nests the config's sections of settings in the header object: three levels.
-HEADER_DEPTH = 3
+#: The header nests the config's sections of settings in the header object (three levels), and a model's
+#: argument may be a list (one more).
+HEADER_DEPTH = 4
 
 
-def _parse_header(raw: bytes, source: str) -> dict[str, Any]:
+def _parse_header(raw: bytes, source: str, version: int) -> dict[str, Any]:
     try:
         header = load_json(raw.decode("utf-8"), HEADER_DEPTH, f"{source}: the header",
                            "an object holding the config's sections of settings", TicketFileError)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise TicketFileError(f"{source}: the header is not valid UTF-8 JSON ({error})") from None
-    if not isinstance(header, dict) or set(header) != set(HEADER_KEYS):
+    keys = HEADER_KEYS if version == 1 else HEADER_KEYS_V2
+    if not isinstance(header, dict) or set(header) != set(keys):
         found = sorted(map(str, header))[:20] if isinstance(header, dict) else type(header).__name__  # a crafted header may hold many
-        raise TicketFileError(f"{source}: the header must be an object with keys {', '.join(HEADER_KEYS)}; found {found}")
+        raise TicketFileError(f"{source}: the header must be an object with keys {', '.join(keys)} (format version "
+                              f"{version}); found {found}")
     return header
 
 
@@ -229,10 +244,28 @@ def _assemble(header: dict[str, Any], packed: bytes, stats: bytes, source: str) 
         raise TicketFileError(f"{source}: its config cannot be used by this frozen-slt: {error}") from None
     if config.weight_trained:
         raise TicketFileError(f"{source}: its config is a weight-trained run, which has no ticket")
+    extra = _version_two(header, source) if "model_source" in header else {}
+    if not extra and config.uses_additions:
+        raise TicketFileError(f"{source}: a version-1 file holds settings of version 2 (a model or dataset by import "
+                              "path, or an optional setting)")
     return Ticket(
         config=config, config_hash=header["config_hash"], input_shape=tuple(shape), num_classes=header["num_classes"],
         epoch=header["epoch"], val_accuracy=float(header["val_accuracy"]), test_accuracy=float(header["test_accuracy"]),
         realised_sparsity=float(header["realised_sparsity"]), weights_fingerprint=header["weights_fingerprint"],
         mask=unpack_mask(packed, free),
-        batchnorm_stats=torch.from_numpy(np.frombuffer(stats, dtype="<f4").astype(np.float32)),
+        batchnorm_stats=torch.from_numpy(np.frombuffer(stats, dtype="<f4").astype(np.float32)), **extra,
     )
+
+
+def _version_two(header: dict[str, Any], source: str) -> dict[str, Any]:
+    """The fields version 2 adds, checked: they are data (the reader imports nothing they name)."""
+    kind, model = header["input_kind"], header["model_source"]
+    _check(kind in INPUT_KINDS, source, f"input_kind must be one of {', '.join(INPUT_KINDS)}")
+    _check(isinstance(model, dict) and set(model) == {"callable", "packages"}, source,
+           "model_source must be an object with keys callable, packages")
+    _check(model["callable"] is None or isinstance(model["callable"], str), source, "model_source.callable must be a string")
+    packages = model["packages"]
+    _check(isinstance(packages, dict) and all(isinstance(k, str) and (v is None or isinstance(v, str))
+                                              for k, v in packages.items()), source,
+           "model_source.packages must map package names to versions")
+    return {"input_kind": kind, "model_source": {"callable": model["callable"], "packages": dict(packages)}}

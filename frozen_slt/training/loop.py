@@ -197,7 +197,7 @@ def fit(config: ExperimentConfig, reporter: Reporter | None = None, store: Check
     """Train ``config`` to the end (or continue from ``store``'s newest checkpoint) and return the result."""
     reporter = reporter or Reporter()
     device = resolve_device(config.train.device)
-    data = loop_view(load_dataset(config.dataset, config.data, device))
+    data = loop_view(load_dataset(config.dataset, config.data, device, config.dataset_args))
     network = build_network(config, device)
     optimizer = make_optimizer(config, network.model)
     scheduler = make_scheduler(config, optimizer)

@@ -14,14 +14,15 @@ import torch
 from torch import nn
 
 from ..config.experiment import ExperimentConfig
-from ..data import get_dataset_entry
+from ..data import DataFacts, describe_dataset
 from ..errors import CorruptCheckpointError, FrozenSLTError
 from ..fused.window import ThresholdWindow
 from ..method.freezing import LayerFreezeCounts
 from ..method.initialize import draw_weights, freeze_plan, initialize_ticket
 from ..method.layers import DENSE, MASKED, masked_layers
 from ..method.memory import MemoryReport, account_memory, batchnorm_stat_values
-from ..models import build_model
+from ..models import build_model, check_fits
+from ..models.convert import draw_fixed, fingerprint_extra
 
 _REGENERATED = ("weight", "freeze_state")
 
@@ -33,6 +34,7 @@ class Network:
     masked: bool
     freeze_counts: list[LayerFreezeCounts]
     fingerprint: str
+    facts: DataFacts  # the input shape, class count and input kind the model was built for
     channels_last: bool = False
     window: ThresholdWindow = field(default_factory=ThresholdWindow)  # where the next τ is looked for first
 
@@ -78,29 +80,50 @@ class Network:
 
 
 def weights_fingerprint(model: nn.Module) -> str:
-    """SHA-256 over the random weights (and freeze states) as drawn, in registration order."""
+    """SHA-256 over the random weights (and freeze states) as drawn, in registration order; for a converted
+    model also over its parameters' names, shapes and rules and its fixed tensors (docs/method.md §13), so a
+    model whose code changed is caught."""
     digest = hashlib.sha256()
     for key, value in model.state_dict().items():
         if key.endswith(_REGENERATED):
             digest.update(key.encode())
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    for part in fingerprint_extra(model):
+        digest.update(part)
     return digest.hexdigest()
 
 
-def build_network(config: ExperimentConfig, device: torch.device) -> Network:
-    """Build the architecture, draw its random state from the config's seeds on the CPU, move it to ``device``."""
-    entry = get_dataset_entry(config.dataset)
+def input_facts(config: ExperimentConfig) -> DataFacts:
+    """The input shape, class count and input kind of ``config``'s data (read from the data unless built-in)."""
+    return describe_dataset(config.dataset, config.dataset_args, config.data)
+
+
+def check_buildable(config: ExperimentConfig) -> DataFacts:
+    """Refuse, in one line and before anything is written, a config whose model does not build or fit its data
+    (a model by import path is built and run once; data from files is read once per process). Returns the facts."""
+    facts = input_facts(config)
+    check_fits(config.model, config.model_args, facts.input_shape, facts.num_classes, facts.input_kind)
+    return facts
+
+
+def build_network(config: ExperimentConfig, device: torch.device, facts: DataFacts | None = None) -> Network:
+    """Build the architecture for ``facts`` (default: ``config``'s data), draw its random state from the config's
+    seeds on the CPU, move it to ``device``. A model that does not fit the data is refused first, in one line."""
+    facts = facts or input_facts(config)
+    check_fits(config.model, config.model_args, facts.input_shape, facts.num_classes, facts.input_kind)
     masked = not config.weight_trained
-    model = build_model(config.model, entry.input_shape, entry.num_classes, MASKED if masked else DENSE)
+    model = build_model(config.model, facts.input_shape, facts.num_classes, MASKED if masked else DENSE,
+                        config.model_args, facts.input_kind)
     if masked:
         counts = initialize_ticket(model, config.ticket)
     else:
         draw_weights(model, config.ticket.weight_init, config.ticket.weight_seed)
         counts = freeze_plan(model, config.ticket)
+    draw_fixed(model, config.ticket.weight_seed)  # a converted model's embeddings and tokens; nothing for a built-in
     fingerprint = weights_fingerprint(model)
-    channels_last = config.train.channels_last and device.type == "cuda" and entry.input_kind == "image"
+    channels_last = config.train.channels_last and device.type == "cuda" and facts.input_kind == "image"
     model = model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
-    return Network(model, device, masked, counts, fingerprint, channels_last)
+    return Network(model, device, masked, counts, fingerprint, facts, channels_last)
 
 
 def resolve_device(name: str) -> torch.device:
