@@ -48,9 +48,10 @@ def default_tracking_uri() -> str:
 
 def browse_instructions(tracking_uri: str, experiment_id: str, run_id: str, artifact: str | None = None) -> list[str]:
     """How to look at a sweep in the MLflow UI: the command that serves a local store on 127.0.0.1 (none
-    for a tracking server) and the two pages to open, the experiment's runs and the parent run's
-    artifacts (showing ``artifact``). MLflow 3 opens an experiment on its GenAI overview; these routes of
-    its UI (hash router, ``workflowType`` picks the model-training view) go straight to the pages."""
+    for a tracking server) and the three pages to open, the experiment's runs, the parent run's
+    artifacts (showing ``artifact``) and its metric charts (the hypervolume history). MLflow 3 opens an
+    experiment on its GenAI overview; these routes of its UI (hash router, ``workflowType`` picks the
+    model-training view) go straight to the pages."""
     lines = []
     if tracking_uri.startswith(("http://", "https://")):
         base = tracking_uri.rstrip("/")
@@ -60,6 +61,7 @@ def browse_instructions(tracking_uri: str, experiment_id: str, run_id: str, arti
     view = "?workflowType=machine_learning"
     lines.append(f"runs:   {base}/#/experiments/{experiment_id}/runs{view}")
     lines.append(f"fronts: {base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts{'/' + artifact if artifact else ''}{view}")
+    lines.append(f"charts: {base}/#/experiments/{experiment_id}/runs/{run_id}/model-metrics{view}")
     return lines
 
 
