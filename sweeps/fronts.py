@@ -3,8 +3,11 @@
 Fronts are taken on validation accuracy (the selection objective); test accuracy is carried next to it
 and never used to choose. Only trials that trained their whole budget enter them: the trials a scheduler
 stopped early are drawn as faint markers and counted in the summary, never part of a front or a
-hypervolume. Hypervolumes use the reference point (2 × the largest ticket size of the
-sweep, accuracy 0), with size in log10, so the families of one sweep are compared on one scale.
+hypervolume. Hypervolumes use the reference point (:func:`reference_for`: 2 × the largest ticket size of
+the sweep, accuracy 0), with size in log10, so the families of one sweep are compared on one scale. A sweep
+fixes that size from its plan before training (sweeps.space.largest_ticket_bits), so a hypervolume computed
+while it runs is on the scale of the final one. :func:`write_front_files` writes what a sweep publishes:
+the tables, the plot and the text, at its end and while it runs (sweeps.live).
 """
 
 from __future__ import annotations
@@ -28,10 +31,21 @@ COLUMNS = ("family", "size_bits", "val_accuracy", "test_accuracy", "sparsity", "
            "seed", "config_hash", "trial_id", "ticket_file", "ticket_artifact", "mlflow_run_id")
 
 
-def compute_fronts(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``{"reference": ..., "families": {family: {"front": [...], "hypervolume": h, "trials": n}}, "weight_trained": [...]}``."""
+def reference_for(largest_bits: float) -> float:
+    """The hypervolume reference point's size: twice the largest ticket (accuracy 0 is its other coordinate)."""
+    return 2.0 * largest_bits
+
+
+def compute_fronts(records: Sequence[dict[str, Any]], *, reference_size: float | None = None) -> dict[str, Any]:
+    """``{"reference": ..., "families": {family: {"front": [...], "hypervolume": h, "trials": n}}, "weight_trained": [...]}``.
+
+    ``reference_size``: the size of the hypervolume reference point, in bits; None takes :func:`reference_for`
+    of the largest ticket among ``records``.
+    """
     tickets = [r for r in records if r["family"] in TICKET_FAMILIES]
-    reference = (2.0 * max((r["size_bits"] for r in tickets), default=1.0), 0.0)
+    if reference_size is None:
+        reference_size = reference_for(max((r["size_bits"] for r in tickets), default=1.0))
+    reference = (reference_size, 0.0)
     out: dict[str, Any] = {
         "reference": {"size_bits": reference[0], "accuracy": reference[1],
                       "note": "hypervolume in (log10 size_bits, val accuracy) against this point"},
@@ -78,6 +92,19 @@ def write_tables(fronts: dict[str, Any], directory: Path) -> list[Path]:
     path = directory / "pareto_fronts.json"
     path.write_text(json.dumps(fronts, indent=2, default=str) + "\n")
     return written + [path]
+
+
+def write_front_files(fronts: dict[str, Any], records: Sequence[dict[str, Any]], directory: Path, title: str,
+                      stopped: Sequence[dict[str, Any]] = ()) -> list[Path]:
+    """What a sweep publishes of ``fronts`` (computed from ``records``) into ``directory``: the tables
+    (:func:`write_tables`), the plot when there is a record (:func:`plot_fronts`, with the ``stopped``
+    trials) and the printed text ``pareto_fronts.txt``; returns the files written, the text last."""
+    written = write_tables(fronts, directory)
+    if records:
+        written.append(plot_fronts(records, fronts, directory / "pareto_fronts.png", title, stopped=stopped))
+    text = directory / "pareto_fronts.txt"
+    text.write_text(format_fronts(fronts) + "\n")
+    return written + [text]
 
 
 def plot_fronts(records: Sequence[dict[str, Any]], fronts: dict[str, Any], path: Path, title: str,

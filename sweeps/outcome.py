@@ -54,8 +54,13 @@ def node_label(result: dict[str, Any]) -> str | None:
 
 def trial_record(result, base: ExperimentConfig) -> dict[str, Any]:
     """A trial's row from its last result (best validation accuracy so far, its test accuracy, size)."""
-    metrics = result.metrics
-    point = trial_point(result.config)
+    return record_of(result.metrics, result.config, base)
+
+
+def record_of(metrics: dict[str, Any], trial_config: dict[str, Any], base: ExperimentConfig) -> dict[str, Any]:
+    """:func:`trial_record` from a trial's last reported ``metrics`` and its Ray config (a trial object's
+    ``last_result`` and ``config``, as the driver's callbacks see them)."""
+    point = trial_point(trial_config)
     config = point_config(base, point)
     return {
         "family": config.family, "size_bits": metrics["ticket_bits"], "val_accuracy": metrics["best_val_accuracy"],

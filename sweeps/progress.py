@@ -1,5 +1,9 @@
 """One line per finished, failed or retried trial and a status line every half minute, on the driver.
 
+A finished trial's line ends with each mapped family's hypervolume after it (``HV dense 0.812 pruned -
+frozen 0.901``, ``-`` for a family none of whose trials finished its budget yet), as the parent run's
+history records it (sweeps.live).
+
 Ray's own tables (``--ray-tables``) are wide and truncate the search point; these lines name it.
 """
 
@@ -41,13 +45,17 @@ class ProgressCallback(tune.Callback):
 
     ``reported_before(trial_id)``, when given, names trials whose line an earlier driver of the sweep
     printed (the MLflow callback knows: their child run is FINISHED); a resumed Ray that runs such a
-    trial to its end again prints no second line for it.
+    trial to its end again prints no second line for it. ``hypervolumes()``, when given, returns each
+    mapped family's hypervolume now (the MLflow callback's live fronts, which count a trial before this
+    callback prints its line).
     """
 
     reported_before: Callable[[str], bool] | None = None  # also for a callback pickled before it existed
+    hypervolumes: Callable[[], dict[str, float | None]] | None = None  # likewise
 
-    def __init__(self, stream: TextIO | None = None, reported_before: Callable[[str], bool] | None = None) -> None:
-        self.stream, self.reported_before = stream, reported_before
+    def __init__(self, stream: TextIO | None = None, reported_before: Callable[[str], bool] | None = None,
+                 hypervolumes: Callable[[], dict[str, float | None]] | None = None) -> None:
+        self.stream, self.reported_before, self.hypervolumes = stream, reported_before, hypervolumes
         self.total = 0
         self.started = self.last_status = time.monotonic()
 
@@ -71,8 +79,14 @@ class ProgressCallback(tune.Callback):
             f"[{self._finished(trials, trial):>{len(str(self.total))}}/{self.total}] {describe_point(trial.config):<32} "
             f"val {100 * result.get('best_val_accuracy', float('nan')):6.2f}%  "
             f"test {100 * result.get('best_test_accuracy', float('nan')):6.2f}%  "
-            f"{result.get('ticket_bits', 0):>13,} bits  {_duration(result.get('time_total_s', 0.0))}"
+            f"{result.get('ticket_bits', 0):>13,} bits  {_duration(result.get('time_total_s', 0.0))}{self._hypervolumes()}"
         )
+
+    def _hypervolumes(self) -> str:
+        values = self.hypervolumes() if self.hypervolumes is not None else {}
+        if not values:
+            return ""
+        return "  HV " + " ".join(f"{family} {'-' if value is None else f'{value:.3f}'}" for family, value in values.items())
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self._print(f"retrying {trial.trial_id} ({describe_point(trial.config)}) from its last checkpoint")

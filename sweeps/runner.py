@@ -20,12 +20,13 @@ from .cluster import (
     start_ray,
     warn_if_storage_is_not_shared,
 )
-from .fronts import compute_fronts, format_fronts, plot_fronts, write_tables
+from .fronts import compute_fronts, reference_for, write_front_files
+from .live import LiveFronts, LiveSettings
 from .outcome import SweepOutcome, collect, early_stopping_summary
 from .progress import ProgressCallback
 from .scheduler import MultiObjectiveAsha, stop_records
 from .search import FamilySearch
-from .space import SweepPlan, plan_sweep, search_budgets
+from .space import SweepPlan, largest_ticket_bits, plan_sweep, search_budgets
 from .spec import SweepSpec
 from .stores import check_stores
 from .tickets import artifact_uri, hand_back_ticket
@@ -105,7 +106,8 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
         run_config=tune.RunConfig(
             name=spec.run_name, storage_path=options.storage, verbose=1 if options.verbose >= 2 else 0,
             # the MLflow callback runs first: it tells the progress lines which trials were reported before
-            callbacks=[callback, *([ProgressCallback(reported_before=callback.recorded_before)] if options.verbose >= 1 else [])],
+            callbacks=[callback, *([ProgressCallback(reported_before=callback.recorded_before, hypervolumes=callback.hypervolumes)]
+                                   if options.verbose >= 1 else [])],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             # trials with a state directory hand Ray their final checkpoint alone, which must never be deleted;
             # remote storage gets every epoch's, of which the newest two are kept (trainables.tune_trainable)
@@ -147,6 +149,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     exception ends it FAILED and an interrupt ends it KILLED, never RUNNING.
     """
     plan = plan_sweep(spec)
+    live = _live_settings(spec, options)
     _check_fault_epoch(spec, options.inject_fault_epoch)
     check_stores(options.storage, options.local_dir, options.tracking_uri,
                  _optuna_url(spec, options) if spec.search == "optuna" else None)
@@ -173,21 +176,23 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
             {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name,
              # the retry budget Ray holds for this sweep (unknown for a sweep begun before it was recorded)
              "max_failures": state.get("max_failures") if restore else spec.max_failures,
-             "local_ray": local_ray_record() if started else None}).encode())
+             "local_ray": local_ray_record() if started else None,
+             # read by the MLflow callback, also by one Ray stored with the experiment when it began (sweeps.live)
+             "live": live.to_dict()}).encode())
         base = spec.base_config()
         scheduler_log = _scheduler_path(spec, options)
         if not restore:  # a scheduler log or trial state without its Ray experiment belongs to no run
             scheduler_log.unlink(missing_ok=True)
             _remove_trial_state(spec, options)
         callback = MlflowTrialCallback(options.tracking_uri, parent, base.to_dict(), str(_tickets_dir(spec, options)),
-                                       str(scheduler_log))
+                                       str(scheduler_log), str(_state_path(options, spec)))
         grid = _tuner(spec, options, plan, callback, restore).fit()
         outcome = collect(grid, base, stop_records(scheduler_log))
         # fit() returns after Ray's last snapshot, which holds these trials finished; failed and unfinished ones resume
         _remove_trial_state(spec, options, None if outcome.complete else
                             {record["trial_id"] for record in outcome.records + outcome.stopped})
         outcome.skipped, outcome.experiment_id, outcome.parent_run_id = plan.skipped, tracker.experiment_id, parent
-        _publish(spec, options, tracker, outcome)
+        _publish(spec, options, tracker, outcome, live)
     return outcome
 
 
@@ -253,18 +258,22 @@ def _spec_params(spec: SweepSpec) -> dict[str, Any]:
     return params | ({"family_budgets": search_budgets(spec)} if spec.search == "optuna" else {})
 
 
-def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome) -> None:
-    """Fronts, tables, plot and hypervolumes into the parent run."""
+def _live_settings(spec: SweepSpec, options: SweepOptions) -> LiveSettings:
+    """The live fronts' settings: the hypervolume reference from the sweep's plan, the refresh interval, the
+    families, the results folder and the plot's title."""
+    base = spec.base_config()
+    return LiveSettings(reference_for(largest_ticket_bits(spec)), spec.refresh_s, spec.families,
+                        str(_results_dir(spec, options)), f"{spec.name}: {base.model} on {base.dataset}")
+
+
+def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome,
+             live: LiveSettings) -> None:
+    """Fronts, tables, plot and text into the parent run, after the last step of its hypervolume history
+    (any step a driver killed before it could log is logged first, see sweeps.live)."""
     _hand_back_tickets(spec, options, tracker, outcome)
-    outcome.fronts = compute_fronts(outcome.records)
+    LiveFronts(tracker.client, outcome.parent_run_id, live, spec.base_config()).restore()
+    outcome.fronts = compute_fronts(outcome.records, reference_size=live.reference_size)
     outcome.fronts["early_stopping"] = early_stopping_summary(spec, outcome)
-    directory = _results_dir(spec, options)
-    outcome.artifacts = write_tables(outcome.fronts, directory)
-    if outcome.records:
-        base = spec.base_config()
-        title = f"{spec.name}: {base.model} on {base.dataset}"
-        outcome.artifacts.append(plot_fronts(outcome.records, outcome.fronts, directory / "pareto_fronts.png", title,
-                                             stopped=outcome.stopped))
-    (directory / "pareto_fronts.txt").write_text(format_fronts(outcome.fronts) + "\n")
-    outcome.artifacts.append(directory / "pareto_fronts.txt")
+    outcome.artifacts = write_front_files(outcome.fronts, outcome.records, Path(live.directory), live.title,
+                                          stopped=outcome.stopped)
     tracker.publish(outcome.artifacts, outcome.fronts, outcome.status)

@@ -9,13 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from frozen_slt.config.points import point_config
 from frozen_slt.errors import FrozenSLTError, InfeasibleSettingError, SweepConfigError
+from frozen_slt.method.initialize import freeze_plan
+from frozen_slt.method.layers import DENSE
+from frozen_slt.method.memory import account_memory
 from frozen_slt.method.ratios import (
     RATIO_TOLERANCE,
     lock_share_bounds,
     resolve_lock_share,
 )
+from frozen_slt.models import build_model
+from frozen_slt.training.network import input_facts
 
 from .spec import SweepSpec
 from .strategies import family_budgets, plan_cells
@@ -133,3 +140,24 @@ def _box_corners(spec: SweepSpec) -> list[dict[str, Any]]:
     cells = plan_cells(spec.strategy, search_budgets(spec), spec.sparsity_range, spec.freeze_range)
     points = [{"family": "weight_trained", "seed": spec.trial_seed}] if spec.weight_trained_baseline else []
     return points + [cell.box.point(corner, spec.trial_seed) for cell in cells for corner in cell.box.corners()]
+
+
+def largest_ticket_bits(spec: SweepSpec) -> int:
+    """The largest ticket the sweep can produce, in bits, known before training (as ``frozen-slt plan`` knows a
+    ticket's size): the largest of its grid's ticket points, or of its Optuna boxes' corners. A ticket's
+    size is its free weights plus its seeds, so it depends on the model and the freeze counts only, and
+    falls as f grows: a box's corners at its smallest f hold its largest tickets. A sweep mapping the dense
+    family reaches the dense-source ticket, the largest of all."""
+    base = spec.base_config()
+    points = grid_points(spec)[0] if spec.search == "grid" else _box_corners(spec)
+    tickets = {}
+    for point in points:
+        if point["family"] != "weight_trained":
+            ticket = point_config(base, point).ticket
+            tickets[(ticket.prune_ratio, ticket.lock_ratio, ticket.distribution)] = ticket
+    if not tickets:
+        raise SweepConfigError(f"sweep {spec.name!r} plans no ticket point: name at least one of its families")
+    facts = input_facts(base)
+    with torch.device("meta"):  # shapes only: no weight is drawn
+        model = build_model(base.model, facts.input_shape, facts.num_classes, DENSE, base.model_args, facts.input_kind)
+    return max(account_memory(freeze_plan(model, ticket)).ticket_bits for ticket in tickets.values())

@@ -153,6 +153,9 @@ class SweepSpec:
     max_concurrent: int | None = _setting(None, "resources", "max_concurrent", _integer(1, optional=True),
                                           "trials running at once")
     max_failures: int = _setting(2, "resources", "max_failures", _integer(0), "retries of a failing trial")
+    refresh_s: float = _setting(60.0, "tracking", "refresh_s", _number(0, strict=False),
+                                "seconds between two refreshes of the parent run's front tables and plot while the "
+                                "sweep runs (0: after every finished trial); once more at the end")
     smoke: bool = field(default=False, metadata={"section": None, "key": None, "check": None, "help": "smoke mode"})
 
     def __post_init__(self) -> None:
@@ -193,9 +196,11 @@ class SweepSpec:
             raise SweepConfigError(f"[experiment] in sweep {self.name!r}: {error}") from None
 
     def sweep_hash(self) -> str:
-        """8 hex digits identifying what this sweep computes (resources, concurrency and unused sections excluded)."""
+        """8 hex digits identifying what this sweep computes (resources, concurrency, how it is tracked and unused
+        sections excluded)."""
         # settings a sweep does not use change nothing it computes: the other search's, and MO-ASHA's under FIFO
-        unused = {"grid" if self.search == "optuna" else "optuna", "resources", *(("scheduler",) if self.scheduler == "fifo" else ())}
+        unused = {"grid" if self.search == "optuna" else "optuna", "resources", "tracking",
+                  *(("scheduler",) if self.scheduler == "fifo" else ())}
         excluded = {f.name for f in fields(self) if f.metadata["section"] in unused}
         identity = {key: value for key, value in asdict(self).items() if key not in excluded}
         identity["experiment"] = self.base_config().identity_dict()

@@ -3,7 +3,8 @@
 Logging from the driver (a Tune callback) keeps one writer per store and works on a cluster whose
 workers cannot reach the tracking server. A resumed sweep finds its parent run again (its id is kept in
 the sweep's state file) and each child by the Ray trial id tag; epochs already logged are not logged
-again, so a resumed or retried trial leaves no duplicate points.
+again, so a resumed or retried trial leaves no duplicate points. As trials finish, the parent run gets the
+hypervolume history and refreshed front files (sweeps.live).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from frozen_slt.config.experiment import ExperimentConfig
 from frozen_slt.config.points import coordinates, point_config
 from trainables.tune_trainable import trained_full_budget, trial_point
 
+from .live import LiveFronts, read_live_settings
+from .outcome import record_of
 from .scheduler import stop_records
-from .tickets import hand_back_ticket
+from .tickets import artifact_uri, hand_back_ticket
 from .trial_runs import (  # noqa: F401 (tests import them from here)
     PARENT_TAG,
     TRIAL_TAG,
@@ -45,9 +48,10 @@ def default_tracking_uri() -> str:
 
 def browse_instructions(tracking_uri: str, experiment_id: str, run_id: str, artifact: str | None = None) -> list[str]:
     """How to look at a sweep in the MLflow UI: the command that serves a local store on 127.0.0.1 (none
-    for a tracking server) and the two pages to open, the experiment's runs and the parent run's
-    artifacts (showing ``artifact``). MLflow 3 opens an experiment on its GenAI overview; these routes of
-    its UI (hash router, ``workflowType`` picks the model-training view) go straight to the pages."""
+    for a tracking server) and the three pages to open, the experiment's runs, the parent run's
+    artifacts (showing ``artifact``) and its metric charts (the hypervolume history). MLflow 3 opens an
+    experiment on its GenAI overview; these routes of its UI (hash router, ``workflowType`` picks the
+    model-training view) go straight to the pages."""
     lines = []
     if tracking_uri.startswith(("http://", "https://")):
         base = tracking_uri.rstrip("/")
@@ -57,6 +61,7 @@ def browse_instructions(tracking_uri: str, experiment_id: str, run_id: str, arti
     view = "?workflowType=machine_learning"
     lines.append(f"runs:   {base}/#/experiments/{experiment_id}/runs{view}")
     lines.append(f"fronts: {base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts{'/' + artifact if artifact else ''}{view}")
+    lines.append(f"charts: {base}/#/experiments/{experiment_id}/runs/{run_id}/model-metrics{view}")
     return lines
 
 
@@ -133,35 +138,70 @@ class SweepTracker:
         self.client.set_terminated(self.parent_id, status)
 
     def publish(self, artifacts: list[Path], fronts: dict[str, Any], status: str) -> None:
-        """Front tables, plot and hypervolumes into the parent run, which then ends with ``status``
-        (FINISHED only if every trial did)."""
+        """Front tables, plot and the early-stopping counts into the parent run, which then ends with ``status``
+        (FINISHED only if every trial did). The hypervolumes and front sizes are its metric history, logged
+        as the trials finished (sweeps.live), whose last step holds the final ones."""
         for path in artifacts:
             self.client.log_artifact(self.parent_id, str(path))
         now = int(time.time() * 1000)
-        metrics = [Metric(f"hypervolume_{family}", data["hypervolume"], now, 0) for family, data in fronts["families"].items()]
-        metrics += [Metric(f"front_size_{family}", len(data["front"]), now, 0) for family, data in fronts["families"].items()]
         summary = fronts.get("early_stopping", {})
-        metrics += [Metric(key, summary[key], now, 0) for key in ("trials_stopped", "epochs_trained", "epochs_saved") if key in summary]
-        self.client.log_batch(self.parent_id, metrics=metrics)
+        metrics = [Metric(key, summary[key], now, 0) for key in ("trials_stopped", "epochs_trained", "epochs_saved") if key in summary]
+        if metrics:
+            self.client.log_batch(self.parent_id, metrics=metrics)
         self.end(status)
 
 
 class MlflowTrialCallback(tune.Callback):
     """Tune callback (runs in the driver) that mirrors every trial into a child run of the parent.
 
-    It holds only plain values, so Ray can store it with the experiment and bring it back on restore.
+    It holds only plain values, so Ray can store it with the experiment and bring it back on restore (a
+    resumed sweep runs the callback it stored). It also keeps the parent's live fronts (sweeps.live), with
+    the settings the sweep's state file holds for the driver now running, rebuilt from MLflow at each start.
     """
 
     scheduler_log: str | None = None  # the MO-ASHA decision log, to tag the trials it stopped (None: FIFO)
+    state_path: str | None = None  # the sweep's state file, with the live fronts' settings (None: no live fronts)
+    _live: LiveFronts | None = None  # also for a callback pickled before it existed
 
     def __init__(self, tracking_uri: str, parent_id: str, base_config: dict[str, Any], tickets_dir: str,
-                 scheduler_log: str | None = None):
+                 scheduler_log: str | None = None, state_path: str | None = None):
         self.tracking_uri, self.parent_id, self.base_config = tracking_uri, parent_id, base_config
-        self.tickets_dir, self.scheduler_log = tickets_dir, scheduler_log
+        self.tickets_dir, self.scheduler_log, self.state_path = tickets_dir, scheduler_log, state_path
         self._logger: TrialLogger | None = None
+        self._live = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_logger": None}
+        return {**self.__dict__, "_logger": None, "_live": None}
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+        # before any trial event of this driver: the trials finished before (a resumed sweep) and the steps logged
+        settings = read_live_settings(self.state_path)
+        self._live = None
+        if settings is not None:
+            self._live = LiveFronts(self.logger.client, self.parent_id, settings, ExperimentConfig.from_dict(self.base_config))
+            self._live.restore()
+
+    def hypervolumes(self) -> dict[str, float | None]:
+        """Each mapped family's hypervolume now ({} without live fronts), for the progress lines."""
+        return self._live.hypervolumes() if self._live is not None else {}
+
+    def _count(self, trial, run_id: str, result: dict[str, Any] | None, stop: dict[str, Any] | None = None,
+               ticket: Path | None = None) -> None:
+        """Count a finished trial in the live fronts (a trial without a result did not finish anything)."""
+        if self._live is None or not result:
+            return
+        record = record_of(result, trial.config, self._live.base)
+        record["mlflow_run_id"] = run_id
+        if stop is not None:
+            epoch = stop["epoch"]
+            record.update(stopped_at_epoch=None if epoch is None else int(epoch), stop_reason=stop["reason"])
+        elif ticket is not None:
+            record.update(ticket_file=str(ticket), ticket_artifact=artifact_uri(run_id, trial.trial_id))
+        self._live.add(trial.trial_id, record, stopped=stop is not None)
+
+    def on_step(self, iteration, trials, **info):
+        if self._live is not None:
+            self._live.refresh_if_due()  # a refresh the interval held back, once it has passed
 
     @property
     def logger(self) -> TrialLogger:
@@ -198,12 +238,14 @@ class MlflowTrialCallback(tune.Callback):
         run_id = self._run_id(trial)
         result = trial.last_result or None
         if result and not trained_full_budget(result):  # stopped early by the scheduler: no ticket, no final values
-            stop = stop_records(self.scheduler_log).get(trial.trial_id)
-            self.logger.finish_child(run_id, result, stop=stop or {"epoch": result.get("epoch"),
-                                                                   "reason": "stopped before its last epoch"})
+            stop = stop_records(self.scheduler_log).get(trial.trial_id) or {"epoch": result.get("epoch"),
+                                                                             "reason": "stopped before its last epoch"}
+            self.logger.finish_child(run_id, result, stop=stop)
+            self._count(trial, run_id, result, stop=stop)
             return
-        hand_back_ticket(self.logger.client, run_id, trial.checkpoint, self.tickets_dir, trial.trial_id)
+        ticket = hand_back_ticket(self.logger.client, run_id, trial.checkpoint, self.tickets_dir, trial.trial_id)
         self.logger.finish_child(run_id, result)
+        self._count(trial, run_id, result, ticket=ticket)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.logger.finish_child(self._run_id(trial), None, error=last_error(trial))

@@ -25,6 +25,7 @@ EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "te
 RAN_ON_TAG = "ran_on"
 RETRIES_TAG = "retries"
 RETRY_ERROR_TAG = "last_retry_error"
+STOP_EPOCH_TAG, STOP_REASON_TAG = "stopped_at_epoch", "stop_reason"  # on the run of a trial a scheduler stopped
 
 
 def retried_trials(runs: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -135,8 +136,8 @@ class TrialLogger:
         if run_id in self._finished_before:
             return
         if stop is not None:
-            self.client.set_tag(run_id, "stopped_at_epoch", str(stop["epoch"]))
-            self.client.set_tag(run_id, "stop_reason", stop["reason"])
+            self.client.set_tag(run_id, STOP_EPOCH_TAG, str(stop["epoch"]))
+            self.client.set_tag(run_id, STOP_REASON_TAG, stop["reason"])
             if result and "ticket_bits" in result:
                 self.client.log_batch(run_id, metrics=[Metric("ticket_bits", float(result["ticket_bits"]), int(time.time() * 1000), 0)])
         elif result and trained_full_budget(result):

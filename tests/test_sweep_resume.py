@@ -1,11 +1,13 @@
 """A sweep whose driver is killed between two of Ray's experiment snapshots resumes cleanly: no trial restores
 from a checkpoint that was deleted since, Ray deletes none twice, and a trial that had finished is not
-recorded or reported a second time (issue 22, item 6).
+recorded or reported a second time (issue 22, item 6), and the parent's hypervolume history goes on with no
+step missing or repeated (issue 25, item 2).
 
 Ray snapshots its experiment every TUNE_GLOBAL_CHECKPOINT_S seconds (2 in a sweep) or when it must; here
 it is 1000 for the killed driver, so that the kill lands after the last snapshot, as it can in any sweep.
 """
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -65,5 +67,13 @@ def test_a_driver_killed_between_ray_snapshots_resumes_without_checkpoint_errors
     # the resumed driver reports only the trial that finished after the kill
     lines = [line for line in resumed.stdout.splitlines() if line.startswith("[")]
     assert len(lines) == 1 and later in lines[0], resumed.stdout
+    assert "HV dense 0." in lines[0]  # the family's hypervolume once the trial finished
+    # one step per finished trial, across the kill (which may land before the first trial's step was logged),
+    # the last of them the published hypervolume
+    published = json.loads(next((tmp_path / "ray").glob("*.results/pareto_fronts.json")).read_text())
+    for key, final in (("hypervolume_dense", published["families"]["dense"]["hypervolume"]),
+                       ("front_size_dense", len(published["families"]["dense"]["front"]))):
+        history = sorted(client.get_metric_history(parents[0].info.run_id, key), key=lambda metric: metric.step)
+        assert [metric.step for metric in history] == [1, 2] and history[-1].value == final, (key, history)
     assert not list((tmp_path / "ray").glob("*.trial-state"))  # the trials' own state goes once the sweep is done
     assert wait_until_gone(marked_env[MARK], (tmp_path, Path(marked_env["RAY_TMPDIR"]))) == []

@@ -15,13 +15,15 @@ def test_a_local_store_is_served_on_loopback_and_its_runs_and_fronts_are_linked(
         "mlflow ui --backend-store-uri sqlite:////data/mlflow.db --host 127.0.0.1 --port 5000",
         "runs:   http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning",
         "fronts: http://127.0.0.1:5000/#/experiments/7/runs/abc123/artifacts/pareto_fronts.png?workflowType=machine_learning",
+        "charts: http://127.0.0.1:5000/#/experiments/7/runs/abc123/model-metrics?workflowType=machine_learning",
     ]
 
 
 def test_a_tracking_server_is_linked_directly():
     lines = browse_instructions("http://mlflow.internal:8080/", "2", "r1")
     assert lines == ["runs:   http://mlflow.internal:8080/#/experiments/2/runs?workflowType=machine_learning",
-                     "fronts: http://mlflow.internal:8080/#/experiments/2/runs/r1/artifacts?workflowType=machine_learning"]
+                     "fronts: http://mlflow.internal:8080/#/experiments/2/runs/r1/artifacts?workflowType=machine_learning",
+                     "charts: http://mlflow.internal:8080/#/experiments/2/runs/r1/model-metrics?workflowType=machine_learning"]
 
 
 def test_a_trial_completed_before_a_kill_is_not_recorded_again_by_the_resumed_driver(tmp_path):

@@ -61,6 +61,7 @@ def run_main(tmp_path, text, *args):
     (GOOD + "[optuna]\nsparsity = [0.1, 0.3]\nfreeze_ratio = [0.5, 0.9]\n", ["--search", "optuna"],
      "a pruned source needs freeze_ratio <= sparsity"),
     (GOOD, ["--max-failures", "-1"], "[resources] max_failures must be an integer >= 0, got -1"),
+    (GOOD + "[tracking]\nrefresh_s = -1\n", [], "[tracking] refresh_s must be a finite number >= 0, got -1"),
 ])
 def test_bad_sweeps_exit_2_before_ray_or_mlflow_start(tmp_path, capsys, text, args, needle):
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}

@@ -223,6 +223,10 @@ def test_killed_sweep_resumes_with_its_scheduler_and_completes_every_trial_exact
     fronts = json.loads(next((tmp_path / "ray").glob("small-*.results/pareto_fronts.json")).read_text())
     assert fronts["families"]["pruned"]["trials"] == 1  # the stopped trial is not on any front
     assert fronts["early_stopping"]["epochs_saved"] == 2 * len(stopped)
+    for family in ("pruned", "frozen"):  # a step per finished trial, stopped ones too, across the kill
+        history = sorted(client.get_metric_history(parents[0].info.run_id, f"hypervolume_{family}"), key=lambda m: m.step)
+        assert [m.step for m in history] == [1, 2, 3, 4, 5]
+        assert history[-1].value == fronts["families"][family]["hypervolume"]
 
 
 def test_trials_that_keep_failing_are_reported(tmp_path):
