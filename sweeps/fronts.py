@@ -180,8 +180,8 @@ def write_tables(fronts: dict[str, Any], directory: Path) -> list[Path]:
 def plot_fronts(records: Sequence[dict[str, Any]], fronts: dict[str, Any], path: Path, title: str,
                 stopped: Sequence[dict[str, Any]] = ()) -> Path:
     """Mean validation accuracy versus ticket size (log scale): every complete configuration as a dot at
-    its mean, with an error bar of ± one standard deviation and a thin line from its worst to its best
-    seed when it has several; each family's front as steps; incomplete configurations as hollow circles
+    its mean, with a thick error bar of ± one standard deviation and a thin line from its worst to its
+    best seed when it has several; each family's front as steps; incomplete configurations as hollow circles
     labelled with their seed count; the ``stopped`` trials as faint crosses at the accuracy they had when
     stopped."""
     figure, axes = plt.subplots(figsize=(8, 5.5), dpi=120)
@@ -205,10 +205,9 @@ def plot_fronts(records: Sequence[dict[str, Any]], fronts: dict[str, Any], path:
             x = [row["size_bits"] for row in several]
             axes.errorbar(x, [100 * row["val_accuracy"] for row in several],
                           yerr=[100 * row["val_accuracy_std"] for row in several],
-                          fmt="none", ecolor=colour, alpha=0.6, capsize=3, linewidth=1.2)
+                          fmt="none", ecolor=colour, alpha=0.5, linewidth=3)
             axes.vlines(x, [100 * row["val_accuracy_min"] for row in several],
-                        [100 * row["val_accuracy_max"] for row in several], colors=colour, alpha=0.3, linewidth=0.8,
-                        linestyles="dotted")
+                        [100 * row["val_accuracy_max"] for row in several], colors=colour, alpha=0.8, linewidth=0.8)
         incomplete = data["incomplete"]
         if incomplete:
             axes.scatter([row["size_bits"] for row in incomplete], [100 * row["val_accuracy"] for row in incomplete],
@@ -229,12 +228,14 @@ def plot_fronts(records: Sequence[dict[str, Any]], fronts: dict[str, Any], path:
     for baseline in fronts["weight_trained"]:
         mean, std = 100 * baseline["val_accuracy"], 100 * baseline["val_accuracy_std"]
         marked = "" if baseline["complete"] else f", seeds {baseline['seed_count']}/{baseline['seeds_expected']}"
+        seeds = f", mean of {baseline['seed_count']} seeds, band ± 1 std" if baseline["seed_count"] > 1 else ""
         axes.axhline(mean, color=COLOURS["weight_trained"], linestyle="--", linewidth=1,
-                     label=f"weight-trained dense ({baseline['size_bits'] / 8 / 1024:,.0f} KiB{marked})")
+                     label=f"weight-trained dense ({baseline['size_bits'] / 8 / 1024:,.0f} KiB{seeds}{marked})")
         if std > 0:
             axes.axhspan(mean - std, mean + std, color=COLOURS["weight_trained"], alpha=0.08)
     if spread:
-        axes.plot([], [], color="grey", linewidth=1.2, label="bar: ± 1 std over seeds; dotted: min-max")
+        axes.errorbar([], [], yerr=[], fmt="none", ecolor="grey", linewidth=3, alpha=0.5,
+                      label="thick bar: ± 1 std over seeds; thin line: min-max")
     axes.set_xscale("log")
     axes.set_xlabel("ticket size (bits, log scale)")
     axes.set_ylabel("validation accuracy (%, mean over seeds)" if spread else "validation accuracy (%)")
