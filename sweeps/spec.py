@@ -133,7 +133,8 @@ class SweepSpec:
                                             "lock share s of the frozen family (a number or proportional)")
     seeds: tuple[int, ...] = _setting((0,), "grid", "seeds", _seeds, "seeds of weights, scores, pattern and order")
     num_samples: int = _setting(24, "optuna", "num_samples", _integer(1),
-                                "ticket trials, split over the families by family_shares (the baseline comes on top)")
+                                "ticket configurations (each trained repeats times), split over the families by "
+                                "family_shares (the baseline comes on top)")
     strategy: str = _setting("size-aware", "optuna", "strategy", _choice(*STRATEGIES), "how each family is searched")
     family_shares: dict[str, float] | None = _setting(None, "optuna", "family_shares", _shares,
                                                       "each family's share of num_samples (default: even)")
