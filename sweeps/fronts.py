@@ -105,10 +105,16 @@ def _expected(members: Sequence[dict[str, Any]]) -> list[Any]:
 
 
 def configurations(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The configuration rows of ``records``, in the order each configuration first appears."""
+    """The configuration rows of ``records``, in the order each configuration first appears. A configuration
+    a search drew twice (NSGA-II can copy a parent) has each of its seeds twice: the n-th record of a seed
+    goes to the configuration's n-th row, so each draw keeps its own row, as it keeps its own study trial."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
+    seen: dict[tuple, int] = {}
     for record in records:
-        groups.setdefault(configuration_key(record), []).append(record)
+        key = configuration_key(record)
+        draw = seen.get((key, record.get("seed")), 0)
+        seen[(key, record.get("seed"))] = draw + 1
+        groups.setdefault((key, draw), []).append(record)
     return [configuration_row(members) for members in groups.values()]
 
 

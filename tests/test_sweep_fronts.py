@@ -230,3 +230,11 @@ def test_collected_records_expect_the_seeds_their_trial_config_names():
     fronts = compute_fronts(outcome.records)
     assert fronts["families"]["frozen"]["front"] == []  # seed 2 was stopped early: 2 of 3, off the front
     assert fronts["families"]["frozen"]["incomplete"][0]["seeds_missing"] == [2]
+
+
+def test_a_configuration_drawn_twice_keeps_a_row_per_draw():
+    records = seeded("frozen", 300, [0.6, 0.8]) + seeded("frozen", 300, [0.7, 0.9])  # the same point, two draws
+    rows = compute_fronts(records)["families"]["frozen"]
+    assert rows["configurations"] == 2 and [r["seeds"] for r in rows["front"]] == [[0, 1]]
+    assert rows["front"][0]["val_accuracy"] == pytest.approx(0.8)  # the second draw's mean; not a mean over four
+    assert [s["val_accuracy"] for s in rows["front"][0]["per_seed"]] == [0.7, 0.9]
