@@ -219,7 +219,7 @@ def test_seeds_of_one_configuration_with_different_sizes_are_a_bug():
         compute_fronts(records)
 
 
-def test_collected_records_expect_the_seeds_their_trial_config_names():
+def test_collected_records_expect_the_seeds_their_trial_config_names(tmp_path):
     base = ExperimentConfig.from_settings({"model": "conv2", "dataset": "digits", "epochs": 9})
     frozen = {"family": "frozen", "sparsity": 0.5, "freeze_ratio": 0.5, "lock_share": "proportional"}
     results = [fake_result(f"s{seed}", {**frozen, "seed": seed}, 9 if seed < 2 else 3, 0.8, 100, seed < 2)
@@ -230,6 +230,9 @@ def test_collected_records_expect_the_seeds_their_trial_config_names():
     fronts = compute_fronts(outcome.records)
     assert fronts["families"]["frozen"]["front"] == []  # seed 2 was stopped early: 2 of 3, off the front
     assert fronts["families"]["frozen"]["incomplete"][0]["seeds_missing"] == [2]
+    assert fronts["families"]["frozen"]["hypervolume"] == 0.0
+    assert "frozen source: 0 configurations (2 trials)" in format_fronts(fronts) and "  2/3  " in format_fronts(fronts)
+    assert plot_fronts(outcome.records, fronts, tmp_path / "p.png", "t", stopped=outcome.stopped).stat().st_size > 0
 
 
 def test_a_configuration_drawn_twice_keeps_a_row_per_draw():
