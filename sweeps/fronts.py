@@ -238,7 +238,7 @@ def plot_fronts(records: Sequence[dict[str, Any]], fronts: dict[str, Any], path:
         axes.axhline(mean, color=COLOURS["weight_trained"], linestyle="--", linewidth=1,
                      label=f"weight-trained dense ({baseline['size_bits'] / 8 / 1024:,.0f} KiB{seeds}{marked})")
         if std > 0:
-            axes.axhspan(mean - std, mean + std, color=COLOURS["weight_trained"], alpha=0.08)
+            axes.axhspan(max(0.0, mean - std), min(100.0, mean + std), color=COLOURS["weight_trained"], alpha=0.08)
     if spread:
         axes.errorbar([], [], yerr=[], fmt="none", ecolor="grey", linewidth=3, alpha=0.5,
                       label="thick bar: ± 1 std over seeds; thin line: min-max")
