@@ -1,10 +1,10 @@
 """Search strategies for Optuna-mode sweeps: per-family budgets, Optuna studies on fixed boxes, and the
 size-aware strategy. Plain Python and Optuna (no Ray), so a benchmark can drive the same code in-process.
 
-Every family gets its own share of the ticket trials (``family_budgets``) and its own studies, so no
-family's front is mapped at another's expense; the weight-trained baseline is one trial on top. The
-order of the trials is fixed in advance: the baseline first, then the families interleaved in proportion
-to their budgets. Strategies:
+Every family gets its own share of the ticket configurations (``family_budgets``) and its own studies,
+so no family's front is mapped at another's expense; the weight-trained baseline is one configuration on
+top. The order of the trials is fixed in advance: the baseline first, then the families interleaved in
+proportion to their budgets. Strategies:
 
 - ``nsga2``, ``tpe``, ``gp``, ``random``: one study per family over (val accuracy ↑, ticket bits ↓) on
   the family's whole box (sweeps.boxes). NSGA-II's population is a third of the family's budget (at
