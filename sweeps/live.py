@@ -49,14 +49,15 @@ class LiveSettings:
     families: tuple[str, ...]
     directory: str
     title: str
+    seeds: tuple[int, ...] = ()  # the seeds each configuration trains (sweeps.fronts: a configuration is complete with all)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "families": list(self.families)}
+        return {**asdict(self), "families": list(self.families), "seeds": list(self.seeds)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LiveSettings:
         return cls(float(data["reference_size"]), float(data["refresh_s"]), tuple(data["families"]),
-                   str(data["directory"]), str(data["title"]))
+                   str(data["directory"]), str(data["title"]), tuple(int(seed) for seed in data.get("seeds", ())))
 
 
 def read_live_settings(state_path: str | Path | None) -> LiveSettings | None:
@@ -186,6 +187,9 @@ class LiveFronts:
                 [record for _, record, stopped in self.finished if stopped and record is not None])
 
     def _append(self, entry: tuple[str, dict[str, Any] | None, bool]) -> None:
+        record = entry[1]
+        if record is not None and record.get("seeds_expected") is None and self.settings.seeds:
+            record["seeds_expected"] = list(self.settings.seeds)  # a record rebuilt from MLflow does not name them
         self.finished.append(entry)
         self.counted.add(entry[0])
 

@@ -68,6 +68,8 @@ def record_of(metrics: dict[str, Any], trial_config: dict[str, Any], base: Exper
         "sparsity": None if config.weight_trained else config.ticket.sparsity,
         "freeze_ratio": config.ticket.freeze_ratio, "lock_share": config.ticket.lock_share,
         "seed": point.get("seed"), "config_hash": config.config_hash(), "trial_id": metrics.get("trial_id"),
+        # the seeds its configuration trains (sweeps.fronts); None for a trial config from before they were named
+        "seeds_expected": trial_config.get("seeds"),
     }
 
 

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", help="replace [experiment] dataset; a dataset by import path is imported only when "
                         "named here")
     parser.add_argument("--search", choices=("grid", "optuna"), help="override the config's search")
-    parser.add_argument("--num-samples", type=int, help="an Optuna search's ticket trials (split over the families)")
+    parser.add_argument("--num-samples", type=int, help="an Optuna search's ticket configurations (split over the families; "
+                                                           "each trains [optuna] repeats seeds, default 1)")
     parser.add_argument("--strategy", choices=STRATEGIES, help="override the config's [optuna] strategy")
     parser.add_argument("--scheduler", choices=("fifo", "mo-asha"),
                         help="override the config's [scheduler] kind: fifo trains every trial to its end, "

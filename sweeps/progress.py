@@ -21,18 +21,20 @@ STATUS_EVERY_S = 30.0
 
 
 def describe_point(config: dict[str, Any]) -> str:
-    """``frozen k=0.50 f=0.60 s=proportional`` for a trial's config (grid: under "point"; Optuna: flat)."""
+    """``frozen k=0.50 f=0.60 s=proportional`` for a trial's config (grid: under "point"; Optuna: flat),
+    followed by ``seed=1`` when its configuration trains several seeds (the config's ``"seeds"``)."""
     point = trial_point(config)
     family = point.get("family", "?")
+    seed = f" seed={point.get('seed')}" if len(config.get("seeds") or ()) > 1 else ""
     if family == "weight_trained":
-        return "weight-trained dense baseline"
+        return "weight-trained dense baseline" + seed
     parts = [f"{family:<6}", f"k={point['sparsity']:.3g}"] if "sparsity" in point else [family]
     if family in ("pruned", "frozen") and "freeze_ratio" in point:
         parts.append(f"f={point['freeze_ratio']:.3g}")
     if family == "frozen" and "lock_share" in point:
         share = point["lock_share"]
         parts.append(f"s={1 - point['sparsity']:.3g} (1-k)" if share == "proportional" else f"s={float(share):.3g}")
-    return " ".join(parts)
+    return " ".join(parts) + seed
 
 
 def _duration(seconds: float) -> str:

@@ -73,7 +73,8 @@ def _searcher(spec: SweepSpec, options: SweepOptions) -> FamilySearch:
     url = _optuna_url(spec, options)
     settings = {"strategy": spec.strategy, "budgets": search_budgets(spec), "sparsity_range": list(spec.sparsity_range),
                 "freeze_range": list(spec.freeze_range), "seed": spec.sampler_seed, "trial_seed": spec.trial_seed,
-                "baseline": spec.weight_trained_baseline, "prefix": spec.run_name}
+                "baseline": spec.weight_trained_baseline, "prefix": spec.run_name,
+                "repeats": spec.repeats}
     return FamilySearch(settings, url)
 
 
@@ -92,7 +93,9 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
     if restore:
         return tune.Tuner.restore(_experiment_path(options, spec), trainable, resume_unfinished=True, resume_errored=True)
     if spec.search == "grid":
-        param_space, search_alg, samples = {"point": tune.grid_search(plan.points)}, None, 1
+        # "seeds": what every configuration expects, so its records can tell a configuration whose seeds did not all finish
+        param_space = {"point": tune.grid_search(plan.points), "seeds": list(spec.expected_seeds())}
+        search_alg, samples = None, 1
     else:
         search_alg = _searcher(spec, options)
         param_space, samples = {}, search_alg.total
@@ -260,17 +263,21 @@ def _spec_params(spec: SweepSpec) -> dict[str, Any]:
 
 def _live_settings(spec: SweepSpec, options: SweepOptions) -> LiveSettings:
     """The live fronts' settings: the hypervolume reference from the sweep's plan, the refresh interval, the
-    families, the results folder and the plot's title."""
+    families, the results folder, the plot's title and the seeds each configuration trains."""
     base = spec.base_config()
     return LiveSettings(reference_for(largest_ticket_bits(spec)), spec.refresh_s, spec.families,
-                        str(_results_dir(spec, options)), f"{spec.name}: {base.model} on {base.dataset}")
+                        str(_results_dir(spec, options)), f"{spec.name}: {base.model} on {base.dataset}",
+                        tuple(spec.expected_seeds()))
 
 
 def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome,
              live: LiveSettings) -> None:
-    """Fronts, tables, plot and text into the parent run, after the last step of its hypervolume history
+    """Fronts (on configurations: sweeps.fronts), tables, plot and text into the parent run, after the last step of its hypervolume history
     (any step a driver killed before it could log is logged first, see sweeps.live)."""
     _hand_back_tickets(spec, options, tracker, outcome)
+    for record in outcome.records:  # a sweep begun before its trial configs named their seeds
+        if record.get("seeds_expected") is None:
+            record["seeds_expected"] = list(spec.expected_seeds())
     LiveFronts(tracker.client, outcome.parent_run_id, live, spec.base_config()).restore()
     outcome.fronts = compute_fronts(outcome.records, reference_size=live.reference_size)
     outcome.fronts["early_stopping"] = early_stopping_summary(spec, outcome)

@@ -1,8 +1,9 @@
 """The Ray Tune searcher of Optuna-mode sweeps: a thin adapter around sweeps.strategies.SearchStrategy.
 
-It tells a trial's study COMPLETE only when the trial's last result is the last epoch of its budget
-(``full_budget``, see trainables.tune_trainable); a trial a scheduler stopped early is told PRUNED and a
-failed one FAIL. (Ray 2.60's own ``OptunaSearch`` tells COMPLETE with the last result's values whenever
+It tells the strategy a trial's outcome: COMPLETE only when the trial's last result is the last epoch of
+its budget (``full_budget``, see trainables.tune_trainable), PRUNED for a trial a scheduler stopped
+early, FAILED for a failed one; the strategy tells a configuration's study once all its seeds
+(``repeats``) are told. (Ray 2.60's own ``OptunaSearch`` tells COMPLETE with the last result's values whenever
 the objectives are in it, also for a stopped trial, whose last result Ray marks ``done``: that would
 feed a sampler partial-budget accuracies as if they were final.)
 
@@ -53,8 +54,8 @@ class FamilySearch(Searcher):
 
     @property
     def total(self) -> int:
-        """How many trials the search hands out (the baseline included)."""
-        return len(self.strategy.order)
+        """How many trials the search hands out: every configuration (the baseline included) once per seed."""
+        return self.strategy.total
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # the objectives are fixed: val accuracy and ticket bits

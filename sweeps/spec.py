@@ -133,10 +133,14 @@ class SweepSpec:
                                             "lock share s of the frozen family (a number or proportional)")
     seeds: tuple[int, ...] = _setting((0,), "grid", "seeds", _seeds, "seeds of weights, scores, pattern and order")
     num_samples: int = _setting(24, "optuna", "num_samples", _integer(1),
-                                "ticket trials, split over the families by family_shares (the baseline comes on top)")
+                                "ticket configurations (each trained repeats times), split over the families by "
+                                "family_shares (the baseline comes on top)")
     strategy: str = _setting("size-aware", "optuna", "strategy", _choice(*STRATEGIES), "how each family is searched")
     family_shares: dict[str, float] | None = _setting(None, "optuna", "family_shares", _shares,
                                                       "each family's share of num_samples (default: even)")
+    repeats: int = _setting(1, "optuna", "repeats", _integer(1),
+                            "seeds trained per sampled configuration (trial_seed, trial_seed + 1, ...); its study "
+                            "is told their mean")
     sampler_seed: int = _setting(0, "optuna", "seed", _integer(0), "seed of the Optuna samplers")
     trial_seed: int = _setting(0, "optuna", "trial_seed", _integer(0),
                                "seed of weights, scores, pattern and order of every Optuna trial and the baseline")
@@ -184,6 +188,13 @@ class SweepSpec:
         """Each mapped family's share of an Optuna search's trials (``family_shares``, else equal)."""
         return {family: (self.family_shares or {}).get(family, 1.0) for family in self.families}
 
+    def expected_seeds(self) -> tuple[int, ...]:
+        """The seeds every configuration trains (the baseline's too): the grid's ``seeds``, or for Optuna
+        ``trial_seed``, ``trial_seed + 1``, ... (``repeats`` of them)."""
+        if self.search == "grid":
+            return tuple(self.seeds)
+        return tuple(range(self.trial_seed, self.trial_seed + self.repeats))
+
     def rungs(self) -> tuple[int, ...]:
         """Epochs of the MO-ASHA rungs: grace_epochs · η^i below the epoch budget (sweeps.scheduler)."""
         return rung_epochs(self.grace_epochs, self.reduction_factor, self.base_config().train.epochs)
@@ -203,6 +214,8 @@ class SweepSpec:
                   *(("scheduler",) if self.scheduler == "fifo" else ())}
         excluded = {f.name for f in fields(self) if f.metadata["section"] in unused}
         identity = {key: value for key, value in asdict(self).items() if key not in excluded}
+        if identity.get("repeats") == 1:
+            del identity["repeats"]  # the default: a sweep begun before repeats existed keeps its name (and resumes)
         identity["experiment"] = self.base_config().identity_dict()
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 

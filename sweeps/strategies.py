@@ -1,10 +1,10 @@
 """Search strategies for Optuna-mode sweeps: per-family budgets, Optuna studies on fixed boxes, and the
 size-aware strategy. Plain Python and Optuna (no Ray), so a benchmark can drive the same code in-process.
 
-Every family gets its own share of the ticket trials (``family_budgets``) and its own studies, so no
-family's front is mapped at another's expense; the weight-trained baseline is one trial on top. The
-order of the trials is fixed in advance: the baseline first, then the families interleaved in proportion
-to their budgets. Strategies:
+Every family gets its own share of the ticket configurations (``family_budgets``) and its own studies,
+so no family's front is mapped at another's expense; the weight-trained baseline is one configuration on
+top. The order of the trials is fixed in advance: the baseline first, then the families interleaved in
+proportion to their budgets. Strategies:
 
 - ``nsga2``, ``tpe``, ``gp``, ``random``: one study per family over (val accuracy ↑, ticket bits ↓) on
   the family's whole box (sweeps.boxes). NSGA-II's population is a third of the family's budget (at
@@ -20,16 +20,22 @@ to their budgets. Strategies:
   centre, then near the low and the high end of k's range (at the middle of s's); the rest come from
   TPE. The front comes out sampled evenly along the size axis.
 
-A trial's study is told COMPLETE only with the values of its whole budget; a trial a scheduler stopped
-is told PRUNED and a failed one FAIL. The state (which key asked which study trial, which were told) is
-plain JSON; a resumed search reopens the studies from their storage and marks any study trial asked but
-never handed out (the driver was killed in between) as failed, so nothing is counted twice. Samplers are
+``repeats`` R trains every configuration (the baseline included) with R seeds, trial_seed to
+trial_seed + R − 1, handed out as R consecutive trials, so a search runs R × (its budget + baseline)
+trials. A configuration's study trial is told COMPLETE only with the values of its seeds' whole
+budgets, the mean val accuracy over the R seeds (and the size), once all R are told; if one was stopped
+by a scheduler it is told PRUNED, and FAIL if one failed. The state (which key asked which study trial,
+which were told and with what, the configuration whose seeds are being handed out) is plain JSON, so a
+kill between the seeds of a configuration neither loses nor counts twice those already handed out or
+told. A resumed search reopens the studies from their storage and marks any study trial asked but never
+handed out (the driver was killed in between) as failed, so nothing is counted twice. Samplers are
 seeded from ``seed``, the study's place and its number of trials when it is opened, so a resumed search
 draws new points rather than repeating the ones drawn before the interruption.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -142,31 +148,60 @@ def make_sampler(strategy: str, cell: Cell, seed: int) -> optuna.samplers.BaseSa
 
 class SearchStrategy:
     """Asks and tells the studies of one search; see module docstring. ``storage`` is an Optuna storage
-    (an RDB URL's storage for a sweep) or None (in memory); studies are named ``<prefix>.<cell>``."""
+    (an RDB URL's storage for a sweep) or None (in memory); studies are named ``<prefix>.<cell>``.
+    ``repeats``: the seeds each configuration trains, as that many consecutive keys (trials)."""
 
     def __init__(self, strategy: str, budgets: dict[str, int], sparsity_range, freeze_range, seed: int,
-                 trial_seed: int, baseline: bool, storage=None, prefix: str = "search") -> None:
+                 trial_seed: int, baseline: bool, storage=None, prefix: str = "search", repeats: int = 1) -> None:
         self.strategy, self.seed, self.trial_seed, self.storage, self.prefix = strategy, seed, trial_seed, storage, prefix
+        self.repeats = repeats
         self.cells = plan_cells(strategy, budgets, sparsity_range, freeze_range)
         self.order = ([BASELINE] if baseline else []) + interleave(self.cells)
-        self.asked: dict[str, dict[str, Any]] = {}  # key -> {"cell": index or BASELINE, "number": study trial, "told": bool}
+        # key -> {"cell": index or BASELINE, "number": study trial, "group": place in order, "told": bool,
+        #         "outcome": COMPLETE/PRUNED/FAILED once told, "accuracy", "bits"}
+        self.asked: dict[str, dict[str, Any]] = {}
+        self.current: dict[str, Any] | None = None  # the config of the configuration whose seeds are being handed out
         self._studies: dict[int, optuna.Study] = {}
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of every configuration: trial_seed, trial_seed + 1, ... (``repeats`` of them)."""
+        return list(range(self.trial_seed, self.trial_seed + self.repeats))
+
+    @property
+    def total(self) -> int:
+        """Trials handed out in all: every configuration (the baseline included) ``repeats`` times."""
+        return len(self.order) * self.repeats
 
     def live(self) -> int:
         """Trials handed out and not told yet."""
         return sum(not entry["told"] for entry in self.asked.values())
 
+    def _members(self, group: int) -> list[dict[str, Any]]:
+        return [entry for entry in self.asked.values() if entry["group"] == group]
+
     def ask(self, key: str) -> dict[str, Any] | None:
-        """The next trial's config for ``key`` (``{"point": ...}``, for a ticket also its ``"box"`` coordinates
-        and ``"study"``, the cell's name), or None when all are handed out."""
+        """The next trial's config for ``key`` (``{"point": ..., "seeds": [...]}``, for a ticket also its ``"box"``
+        coordinates and ``"study"``, the cell's name), or None when all are handed out. A configuration's
+        seeds are handed out one key after another before the next configuration is asked of its study."""
         if key in self.asked:
             raise ValueError(f"trial {key!r} was already asked for")
-        if len(self.asked) >= len(self.order):
+        started = 1 + max((entry["group"] for entry in self.asked.values()), default=-1)
+        if started and len(self._members(started - 1)) < self.repeats:
+            group = started - 1
+            repeat = len(self._members(group))
+            first = next(entry for entry in self.asked.values() if entry["group"] == group)
+            self.asked[key] = {"cell": first["cell"], "number": first["number"], "group": group, "told": False}
+            config = copy.deepcopy(self.current)
+            config["point"]["seed"] = self.trial_seed + repeat
+            return config
+        if started >= len(self.order):
             return None
-        index = self.order[len(self.asked)]
+        index = self.order[started]
         if index == BASELINE:
-            self.asked[key] = {"cell": BASELINE, "number": None, "told": False}
-            return {"point": {"family": "weight_trained", "seed": self.trial_seed}}
+            self.asked[key] = {"cell": BASELINE, "number": None, "group": started, "told": False}
+            self.current = {"point": {"family": "weight_trained", "seed": self.trial_seed}, "seeds": self.seeds}
+            return copy.deepcopy(self.current)
         cell, study = self.cells[index], self._study(index)
         fixed = self._fixed_point(index) if self.strategy == "size-aware" else None
         if fixed is not None:
@@ -176,33 +211,48 @@ class SearchStrategy:
         point = cell.box.point(box, self.trial_seed)
         for name, value in {"family": cell.box.family, **coordinates(point)}.items():
             trial.set_user_attr(name, value)
-        self.asked[key] = {"cell": index, "number": trial.number, "told": False}
-        return {"point": point, "box": box, "study": cell.name}
+        self.asked[key] = {"cell": index, "number": trial.number, "group": started, "told": False}
+        self.current = {"point": point, "box": box, "study": cell.name, "seeds": self.seeds}
+        return copy.deepcopy(self.current)
 
     def tell(self, key: str, outcome: str, accuracy: float | None = None, bits: int | None = None) -> None:
-        """Tell ``key``'s study its outcome: COMPLETE (with the full budget's val accuracy and ticket bits),
-        PRUNED (stopped early) or FAILED. Telling a key twice, or a study trial already finished, changes nothing."""
+        """Note ``key``'s outcome: COMPLETE (with the full budget's val accuracy and ticket bits), PRUNED
+        (stopped early) or FAILED. Once every seed of its configuration is told, its study is told: COMPLETE
+        with the mean val accuracy over the seeds (and the size) when all completed, else FAILED if one
+        failed, else PRUNED. Telling a key twice, or a study trial already finished, changes nothing."""
         entry = self.asked[key]
         if entry["told"]:
             return
-        if entry["cell"] != BASELINE:
-            study = self._study(entry["cell"])
-            if outcome == COMPLETE:
-                values = [accuracy, bits] if self.cells[entry["cell"]].objectives == 2 else [accuracy]
-                study.tell(entry["number"], values, skip_if_finished=True)
-            else:
-                state = TrialState.PRUNED if outcome == PRUNED else TrialState.FAIL
-                study.tell(entry["number"], state=state, skip_if_finished=True)
-        entry["told"] = True
+        entry.update(told=True, outcome=outcome, accuracy=accuracy, bits=bits)
+        members = self._members(entry["group"])
+        if entry["cell"] == BASELINE or len(members) < self.repeats or not all(m["told"] for m in members):
+            return
+        study = self._study(entry["cell"])
+        outcomes = {m["outcome"] for m in members}
+        if outcomes == {COMPLETE}:
+            mean = math.fsum(m["accuracy"] for m in members) / len(members)
+            bits = max(m["bits"] for m in members)  # the same for every seed (the size depends on k and f alone)
+            values = [mean, bits] if self.cells[entry["cell"]].objectives == 2 else [mean]
+            study.tell(entry["number"], values, skip_if_finished=True)
+        else:
+            state = TrialState.FAIL if FAILED in outcomes else TrialState.PRUNED
+            study.tell(entry["number"], state=state, skip_if_finished=True)
 
     def get_state(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "cells": [cell.name for cell in self.cells], "asked": self.asked}
+        return {"strategy": self.strategy, "cells": [cell.name for cell in self.cells], "repeats": self.repeats,
+                "asked": self.asked, "current": self.current}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`get_state`'s output (a resumed sweep)."""
+        """Continue from :meth:`get_state`'s output (a resumed sweep; also one saved before repeats existed)."""
         if state["strategy"] != self.strategy or state["cells"] != [cell.name for cell in self.cells]:
             raise SweepConfigError(f"the saved search state is of another search ({state['strategy']}, {state['cells']})")
-        self.asked, self._studies = state["asked"], {}
+        if state.get("repeats", 1) != self.repeats:
+            raise SweepConfigError(f"the saved search state trains {state.get('repeats', 1)} seeds per configuration, "
+                                   f"not [optuna] repeats = {self.repeats}")
+        asked = state["asked"]
+        for group, entry in enumerate(asked.values()):  # a state saved before repeats: one key per configuration
+            entry.setdefault("group", group)
+        self.asked, self.current, self._studies = asked, state.get("current"), {}
 
     def _study(self, index: int) -> optuna.Study:
         if index not in self._studies:

@@ -138,14 +138,17 @@ class SweepTracker:
         self.client.set_terminated(self.parent_id, status)
 
     def publish(self, artifacts: list[Path], fronts: dict[str, Any], status: str) -> None:
-        """Front tables, plot and the early-stopping counts into the parent run, which then ends with ``status``
-        (FINISHED only if every trial did). The hypervolumes and front sizes are its metric history, logged
+        """Front tables, plot, the configuration counts and the early-stopping counts into the parent run, which
+        then ends with ``status`` (FINISHED only if every trial did). The hypervolumes and front sizes are its metric history, logged
         as the trials finished (sweeps.live), whose last step holds the final ones."""
         for path in artifacts:
             self.client.log_artifact(self.parent_id, str(path))
         now = int(time.time() * 1000)
+        # the fronts are drawn on configurations (mean over their seeds): how many were complete, how many not
+        metrics = [Metric(f"configurations_{family}", data["configurations"], now, 0) for family, data in fronts["families"].items()]
+        metrics += [Metric(f"incomplete_{family}", len(data["incomplete"]), now, 0) for family, data in fronts["families"].items()]
         summary = fronts.get("early_stopping", {})
-        metrics = [Metric(key, summary[key], now, 0) for key in ("trials_stopped", "epochs_trained", "epochs_saved") if key in summary]
+        metrics += [Metric(key, summary[key], now, 0) for key in ("trials_stopped", "epochs_trained", "epochs_saved") if key in summary]
         if metrics:
             self.client.log_batch(self.parent_id, metrics=metrics)
         self.end(status)

@@ -130,7 +130,7 @@ def test_front_files_are_refreshed_at_most_once_per_interval_and_a_held_back_ref
     assert not live.refresh_if_due()
     clock.now += 1
     assert live.refresh_if_due()  # the interval has passed: the held-back refresh (Tune calls on_step often)
-    assert "pareto_front_dense.csv" in artifacts() and "dense source: 1 trials" in (plot.parent / "pareto_fronts.txt").read_text()
+    assert "pareto_front_dense.csv" in artifacts() and "dense source: 1 configurations (1 trials)" in (plot.parent / "pareto_fronts.txt").read_text()
     clock.now += 600
     assert not live.refresh_if_due()  # nothing finished since
     every = LiveFronts(client, parent, settings(tmp_path, refresh_s=0), BASE, clock=Clock())
@@ -138,7 +138,7 @@ def test_front_files_are_refreshed_at_most_once_per_interval_and_a_held_back_ref
     assert every.step == 2
     text = plot.parent / "pareto_fronts.txt"
     assert every.add("t3", records["t3"]) and "pareto_front_pruned.csv" in artifacts()  # 0: after every trial
-    assert every.add("t4", records["t4"]) and "frozen source: 1 trials" in text.read_text()  # at the same instant
+    assert every.add("t4", records["t4"]) and "frozen source: 1 configurations (1 trials)" in text.read_text()  # at the same instant
 
 
 def test_a_resumed_driver_continues_the_history_without_a_missing_or_a_repeated_step(tmp_path, store):
@@ -228,3 +228,20 @@ def test_the_refresh_interval_is_a_tracking_setting_outside_the_sweeps_identity(
     assert spec_of(text + "[tracking]\nrefresh_s = 5\n").run_name == spec_of(text).run_name
     with pytest.raises(SweepConfigError, match=r"^\[tracking\] refresh_s must be a finite number >= 0, got -1$"):
         spec_of(text + "[tracking]\nrefresh_s = -1\n")
+
+
+def test_a_configuration_enters_the_live_front_only_once_all_its_seeds_finished(tmp_path, store):
+    uri, parent = store
+    client = MlflowClient(uri)
+    two_seeds = replace(settings(tmp_path), seeds=(0, 1))
+    assert LiveSettings.from_dict(two_seeds.to_dict()) == two_seeds
+    live = LiveFronts(client, parent, two_seeds, BASE, clock=Clock())
+    point = POINTS["t2"][0]
+    first = record_of(result("t2"), {"point": {**point, "seed": 0}}, BASE)  # a config without "seeds", as rebuilt from MLflow
+    second = record_of({**result("t2"), "trial_id": "t2b", "best_val_accuracy": 0.5}, {"point": {**point, "seed": 1}}, BASE)
+    assert live.add("t2", first)
+    assert live.fronts["families"]["dense"]["front"] == [] and len(live.fronts["families"]["dense"]["incomplete"]) == 1
+    assert live.add("t2b", second)
+    (row,) = live.fronts["families"]["dense"]["front"]
+    assert row["seed_count"] == 2 and row["val_accuracy"] == (0.7 + 0.5) / 2
+    assert history(client, parent, "front_size_dense") == [(1, 0), (2, 1)]

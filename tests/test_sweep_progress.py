@@ -13,6 +13,9 @@ def test_points_are_described_by_family():
     frozen = {"family": "frozen", "sparsity": 0.3, "freeze_ratio": 0.6}
     assert describe_point({"point": {**frozen, "lock_share": "proportional"}}) == "frozen k=0.3 f=0.6 s=0.7 (1-k)"
     assert describe_point({**frozen, "lock_share": 0.123456}) == "frozen k=0.3 f=0.6 s=0.123"
+    seeded = {"point": {"family": "dense", "sparsity": 0.5, "seed": 1}, "seeds": [0, 1]}  # several seeds: each is named
+    assert describe_point(seeded) == "dense  k=0.5 seed=1"
+    assert describe_point({**seeded, "seeds": [1]}) == "dense  k=0.5"
 
 
 def trial(trial_id, status, **result):

@@ -190,6 +190,119 @@ def test_the_ray_searcher_tells_stopped_trials_pruned_and_survives_pickling(tmp_
     assert [t.values for t in trials if t.state.name == "COMPLETE"] == [[0.9, 1000.0]]
 
 
+def tell_pair(search, keys, outcomes):
+    for key, (outcome, accuracy) in zip(keys, outcomes):
+        search.tell(key, outcome, accuracy, None if accuracy is None else 1000)
+
+
+def test_repeats_hand_out_each_configuration_with_consecutive_seeds_and_tell_its_study_the_mean():
+    search = SearchStrategy("tpe", {"dense": 2, "frozen": 2}, RANGE, RANGE, seed=0, trial_seed=3, baseline=True,
+                            repeats=2)
+    assert search.total == 10  # (1 baseline + 4 configurations) x 2 seeds
+    configs = [search.ask(f"t{number}") for number in range(10)]
+    assert search.ask("one more") is None
+    for first, second in zip(configs[::2], configs[1::2]):  # a configuration's seeds come one after the other
+        assert first["seeds"] == second["seeds"] == [3, 4]
+        assert (first["point"]["seed"], second["point"]["seed"]) == (3, 4)
+        assert {**first["point"], "seed": 4} == second["point"] and first.get("box") == second.get("box")
+    assert configs[0]["point"]["family"] == "weight_trained"
+    assert len({json.dumps(c["point"], sort_keys=True) for c in configs[2::2]}) == 4  # four distinct configurations
+    studies = {entry["cell"] for entry in search.asked.values()} - {-1}
+    assert sum(len(search._study(cell).trials) for cell in studies) == 4  # one study trial per configuration
+
+    def study_trial(key):
+        entry = search.asked[key]
+        return search._study(entry["cell"]).trials[entry["number"]]
+
+    search.tell("t2", COMPLETE, 0.5, 1000)
+    assert study_trial("t2").state.name == "RUNNING"  # one seed of two: nothing told yet
+    search.tell("t3", COMPLETE, 0.75, 1000)
+    assert study_trial("t2").state.name == "COMPLETE" and study_trial("t2").values == [0.625, 1000]  # the mean
+    tell_pair(search, ("t4", "t5"), [(COMPLETE, 0.9), (PRUNED, None)])
+    assert study_trial("t4").state.name == "PRUNED"  # a seed stopped early: never COMPLETE with the other's value
+    tell_pair(search, ("t6", "t7"), [(PRUNED, None), (FAILED, None)])
+    assert study_trial("t6").state.name == "FAIL"
+    tell_pair(search, ("t8", "t9", "t0", "t1"), [(COMPLETE, 0.6), (COMPLETE, 0.7), (COMPLETE, 0.8), (COMPLETE, 0.9)])
+    assert study_trial("t8").values == [pytest.approx(0.65), 1000] and search.live() == 0
+
+
+def test_a_search_killed_between_the_seeds_of_a_configuration_neither_loses_nor_double_counts_them(tmp_path):
+    storage = lambda: optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")  # noqa: E731
+    args = ("size-aware", {"frozen": 3}, RANGE, RANGE, 0, 7, False)
+    first = SearchStrategy(*args, storage=storage(), prefix="sweep", repeats=3)
+    a, b = first.ask("a"), first.ask("b")
+    first.tell("a", COMPLETE, 0.8, 500)
+    saved = json.loads(json.dumps(first.get_state()))  # Ray's snapshot: plain JSON
+    again = SearchStrategy(*args, storage=storage(), prefix="sweep", repeats=3)
+    again.set_state(saved)
+    c = again.ask("c")  # the configuration's third seed, not a new configuration
+    assert [x["point"]["seed"] for x in (a, b, c)] == [7, 8, 9] and c["box"] == a["box"] and c["study"] == a["study"]
+    again.tell("a", COMPLETE, 0.1, 500)  # told before the kill: changes nothing
+    again.tell("b", COMPLETE, 0.7, 500)  # the trial Ray resumed
+    study = again._study(again.asked["a"]["cell"])
+    assert study.trials[0].state.name == "RUNNING"
+    again.tell("c", COMPLETE, 0.9, 500)
+    assert [(t.state.name, t.values) for t in study.trials] == [("COMPLETE", [pytest.approx(0.8)])]
+    d = again.ask("d")  # the next configuration: a new study trial, first seed again
+    assert d["point"]["seed"] == 7 and (d["study"], d["box"]) != (a["study"], a["box"])
+    assert sum(len(again._study(cell).trials) for cell in range(len(again.cells))) == 2
+    with pytest.raises(SweepConfigError, match="trains 3 seeds per configuration, not \\[optuna\\] repeats = 2"):
+        SearchStrategy(*args, storage=storage(), prefix="sweep", repeats=2).set_state(saved)
+
+
+def test_a_search_state_saved_before_repeats_existed_resumes(tmp_path):
+    storage = lambda: optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")  # noqa: E731
+    args = ("nsga2", {"dense": 3}, RANGE, RANGE, 0, 0, True)
+    first = SearchStrategy(*args, storage=storage(), prefix="old")
+    for key in ("w", "a", "b"):
+        first.ask(key)
+    first.tell("a", COMPLETE, 0.8, 500)
+    saved = {"strategy": "nsga2", "cells": ["dense"],  # the old format: no repeats, no groups, no current config
+             "asked": {key: {name: entry[name] for name in ("cell", "number", "told")} for key, entry in first.asked.items()}}
+    again = SearchStrategy(*args, storage=storage(), prefix="old")
+    again.set_state(json.loads(json.dumps(saved)))
+    assert again.ask("c")["point"]["family"] == "dense" and again.ask("d") is None  # the baseline and 3 dense trials
+    again.tell("b", COMPLETE, 0.6, 500)
+    assert [t.state.name for t in again._study(0).trials] == ["COMPLETE", "COMPLETE", "RUNNING"]
+
+
+def test_the_ray_searcher_runs_every_configuration_repeats_times(tmp_path):
+    settings = {"strategy": "random", "budgets": {"frozen": 2}, "sparsity_range": list(RANGE), "freeze_range": list(RANGE),
+                "seed": 0, "trial_seed": 0, "baseline": True, "prefix": "r", "repeats": 2}
+    searcher = FamilySearch(settings, f"sqlite:///{tmp_path / 'study.db'}")
+    assert searcher.total == 6  # Ray's num_samples: (baseline + 2 configurations) x 2 seeds
+    final = {"ticket_bits": 1000, "epoch": 6, "done": True, "full_budget": True}
+    for trial_id in ("b0", "b1", "x0"):
+        searcher.suggest(trial_id)
+    searcher.on_trial_complete("x0", result={**final, "best_val_accuracy": 0.6})
+    searcher.save(str(tmp_path / "searcher-state.json"))
+    copy = pickle.loads(pickle.dumps(searcher))
+    copy.restore(str(tmp_path / "searcher-state.json"))
+    assert copy.suggest("x1")["point"]["seed"] == 1
+    copy.on_trial_complete("x1", result={**final, "best_val_accuracy": 0.7})
+    study = optuna.load_study(study_name="r.frozen", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert [t.values for t in study.trials] == [[pytest.approx(0.65), 1000.0]]
+
+
+def test_repeats_is_validated_and_the_default_keeps_a_sweeps_name(tmp_path):
+    shipped = (CONFIG_DIR / "digits.toml").read_text().replace('search = "grid"', 'search = "optuna"')
+    assert "\nrepeats = 1 " in shipped  # the shipped config states the default; the variants below replace it
+    text = "\n".join(line for line in shipped.splitlines() if not line.startswith("repeats ="))
+    names = {}
+    for value in ("", "repeats = 1", "repeats = 3"):
+        path = tmp_path / f"s{len(names)}.toml"
+        path.write_text(text.replace("[optuna]", f"[optuna]\n{value}"))
+        spec = load_sweep_spec(path)
+        names[value] = (spec.sweep_hash(), spec.repeats, spec.expected_seeds())
+    assert names[""] == names["repeats = 1"] == (names[""][0], 1, (0,))
+    assert names["repeats = 3"][0] != names[""][0] and names["repeats = 3"][1:] == (3, (0, 1, 2))
+    for value in ("0", "2.5", '"two"'):
+        path = tmp_path / "bad.toml"
+        path.write_text(text.replace("[optuna]", f"[optuna]\nrepeats = {value}"))
+        with pytest.raises(SweepConfigError, match=r"\[optuna\] repeats"):
+            load_sweep_spec(path)
+
+
 SMOKE_SETTINGS = {"model": "conv2", "dataset": "digits", "epochs": 1, "batch_size": 256, "lr": 0.05}
 
 
@@ -206,7 +319,8 @@ def train_once():
         if config.config_hash() not in results:
             result = fit(config)
             results[config.config_hash()] = {"family": config.family, "size_bits": result.size_bits,
-                                             "val_accuracy": result.val_accuracy}
+                                             "val_accuracy": result.val_accuracy, "seed": point["seed"],
+                                             **{key: point.get(key) for key in ("sparsity", "freeze_ratio", "lock_share")}}
         return results[config.config_hash()]
     return train
 

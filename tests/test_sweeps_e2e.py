@@ -277,3 +277,74 @@ def test_killed_size_aware_search_resumes_and_its_study_holds_only_full_budget_v
     failed_once = {path.stem for path in (tmp_path / "ray").glob("*.faults/*.failed")}
     assert failed_once == {c.data.tags["config_hash"] for c in children}  # the baseline's and the pruned point's
     assert "mo-asha stopped 3 of 5 trials early" in resumed.stdout
+
+
+SEEDED_SWEEP = """
+name = "seeded"
+families = ["dense", "frozen"]
+weight_trained_baseline = false
+[experiment]
+model = "conv2"
+dataset = "digits"
+epochs = 1
+batch_size = 256
+[grid]
+sparsity = [0.5]
+freeze_ratio = [0.5]
+seeds = [0, 1]
+"""
+
+
+def test_a_grid_with_two_seeds_draws_its_fronts_on_the_means_of_its_configurations(tmp_path):
+    import statistics
+
+    config = tmp_path / "seeded.toml"
+    config.write_text(SEEDED_SWEEP)
+    result = run_sweep(tmp_path, "--config", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, parents, children = mlflow_runs(tmp_path)
+    assert len(children) == 4
+    fronts = json.loads(next((tmp_path / "ray").glob("seeded-*.results/pareto_fronts.json")).read_text())
+    for family in ("dense", "frozen"):
+        runs = sorted((c for c in children if c.data.tags["family"] == family), key=lambda c: int(c.data.params["point.seed"]))
+        values = [c.data.metrics["final_val_accuracy"] for c in runs]
+        (row,) = fronts["families"][family]["front"]
+        assert row["seeds"] == [0, 1] and row["seed_count"] == row["seeds_expected"] == 2 and row["complete"]
+        assert row["val_accuracy"] == pytest.approx(statistics.fmean(values), abs=1e-12)
+        assert row["val_accuracy_std"] == pytest.approx(statistics.stdev(values), abs=1e-12)
+        assert (row["val_accuracy_min"], row["val_accuracy_max"]) == (min(values), max(values))
+        tests = [c.data.metrics["final_test_accuracy"] for c in runs]
+        assert row["test_accuracy"] == pytest.approx(statistics.fmean(tests), abs=1e-12)
+        # the row's ticket is the seed closest to the mean (the lower seed on a tie), its file and its run
+        closest = min(range(2), key=lambda s: (round(abs(values[s] - row["val_accuracy"]), 12), s))
+        assert row["ticket_seed"] == closest and row["mlflow_run_id"] == runs[closest].info.run_id
+        assert read_ticket(row["ticket_file"]).val_accuracy == values[closest] == row["ticket_val_accuracy"]
+        assert parents[0].data.metrics[f"hypervolume_{family}"] == pytest.approx(fronts["families"][family]["hypervolume"])
+        assert parents[0].data.metrics[f"configurations_{family}"] == 1
+        (line,) = [line for line in result.stdout.splitlines() if line.strip().startswith(f"{row['size_bits']:,}")]
+        assert f"{100 * row['val_accuracy']:.2f} ± {100 * row['val_accuracy_std']:.2f}" in line and " 2/2 " in line
+    assert "dense source: 1 configurations (2 trials)" in result.stdout
+    with open(next((tmp_path / "ray").glob("seeded-*.results/pareto_front_frozen.csv"))) as handle:
+        assert next(csv.DictReader(handle))["seeds"] == "0 1"
+
+
+def test_an_optuna_search_with_repeats_tells_its_study_the_mean_of_the_seeds(tmp_path):
+    import statistics
+
+    config = write_sweep(tmp_path, name="repeated", search="optuna", baseline="false", epochs=1, samples=1,
+                         families='["dense"]')
+    config.write_text(config.read_text().replace("[optuna]\n", "[optuna]\nrepeats = 2\n"))
+    result = run_sweep(tmp_path, "--config", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, _, children = mlflow_runs(tmp_path)
+    runs = sorted(children, key=lambda c: int(c.data.params["point.seed"]))
+    assert [c.data.params["point.seed"] for c in runs] == ["0", "1"]  # one configuration, trial_seed and trial_seed + 1
+    assert runs[0].data.params["point.sparsity"] == runs[1].data.params["point.sparsity"]
+    values = [c.data.metrics["final_val_accuracy"] for c in runs]
+    (database,) = (tmp_path / "ray").glob("repeated-*.optuna.db")
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{database}")
+    (trial,) = optuna.load_study(study_name=summary.study_name, storage=f"sqlite:///{database}").trials
+    assert trial.state.name == "COMPLETE" and trial.values == [pytest.approx(statistics.fmean(values), abs=1e-12)]
+    fronts = json.loads(next((tmp_path / "ray").glob("repeated-*.results/pareto_fronts.json")).read_text())
+    (row,) = fronts["families"]["dense"]["front"]
+    assert row["seeds"] == [0, 1] and row["val_accuracy"] == pytest.approx(trial.values[0], abs=1e-12)
