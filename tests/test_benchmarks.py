@@ -57,3 +57,40 @@ def test_same_results_compare_reports_every_difference():
     assert same_results.compare(ours, ours) == []
     differences = same_results.compare(ours, theirs)
     assert any("val_loss" in line for line in differences) and any("final_state" in line for line in differences)
+
+
+@pytest.mark.slow
+def test_zoo_study_smoke_runs_each_family_through_a_real_sweep_and_compares_frozen_with_pruned(tmp_path):
+    """The any-model study (benchmarks/zoo_study.py) at smoke size on a converted model: one sweep through Ray
+    and MLflow, then its JSON: every family with means and spreads, the matched pair and a verdict."""
+    import json
+    import subprocess
+
+    from sweep_runs import ENV
+
+    out = tmp_path / "zoo.json"
+    command = [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "zoo_study.py"), "--models", "vit",
+               "--smoke", "--workdir", str(tmp_path / "work"), "--json", str(out), "--plot-dir", str(tmp_path)]
+    done = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())["models"]["vit"]
+    assert result["smoke"] and result["model"] == "torchvision:VisionTransformer" and result["epochs"] == 1
+    assert result["trials"] == 4 and result["seeds"] == [0]  # dense, pruned, frozen and the weight-trained baseline
+    assert set(result["families"]) == {"dense", "pruned", "frozen"}
+    for family, summary in result["families"].items():
+        (config,) = [c for c in result["configurations"] if c["family"] == family]
+        accuracy = config["val_accuracy"]
+        assert accuracy["values"] == [accuracy["mean"]] and accuracy["range"] == 0.0  # one seed: no spread
+        assert summary["front"][0]["val_mean"] == accuracy["mean"] and summary["hypervolume"] > 0.0
+        assert summary["hypervolume_per_seed"]["values"] == [summary["hypervolume"]]
+    assert result["reference"]["size_bits"] == 2 * max(c["size_bits"] for c in result["configurations"])
+    (pair,) = result["comparison"]["pairs"]
+    assert (pair["sparsity"], pair["freeze_ratio"]) == (0.5, 0.3) and abs(pair["size_ratio"] - 1.0) < 0.01
+    assert pair["difference"] == pair["frozen_val"]["mean"] - pair["pruned_val"]["mean"]
+    # one seed has no spread: only equal accuracies are within it
+    expected = "frozen higher" if pair["difference"] > 0 else "pruned higher" if pair["difference"] < 0 else "within seed spread"
+    assert pair["verdict"] == expected
+    assert result["comparison"]["verdict"].startswith({"frozen higher": "frozen beats", "pruned higher": "pruned beats",
+                                                       "within seed spread": "no difference"}[expected])
+    assert (tmp_path / "zoo_study_vit.png").stat().st_size > 0 and "verdict:" in done.stdout
+    assert not (tmp_path / "work" / "zoo_study.json").exists()  # --json was followed
