@@ -13,15 +13,17 @@ point under each of ``--seeds``. Then, per model:
 - frozen against pruned at equal size: a pruned point (p = f) and the frozen point of the same k and f
   (p + r = f) search the same number of free weights, so their tickets are of equal size (up to the
   per-layer rounding of the frozen counts, which the JSON reports as a size ratio). Each such pair is
-  "frozen higher" or "pruned higher" when the two seed ranges do not overlap, else "within seed spread";
-  the hypervolumes are compared on all configurations and on the matched ones only (frozen also runs at
+  "frozen higher" or "pruned higher" when the two seed ranges do not overlap, else "within seed spread"
+  (a pruned point with k = f has nothing to search, docs/method.md §2: it is listed as such and left out of
+  the verdict); the hypervolumes are compared on all configurations and on the matched ones only (frozen also runs at
   f > k, where no pruned source exists, which enlarges its front without any pruned point to meet);
 - one PNG per model (val accuracy against ticket size, log scale, with min–max error bars), a JSON of
   every number and a printed table.
 
     python benchmarks/zoo_study.py                                  # all three models, 2 seeds
     python benchmarks/zoo_study.py --models graphsage --seeds 0     # one model, one seed
-    python benchmarks/zoo_study.py --models vit --smoke --json /tmp/zoo.json --plot-dir /tmp   # seconds (tested)
+    python benchmarks/zoo_study.py --models vit --smoke --json /tmp/zoo.json --plot-dir /tmp   # 1-2 min (tested)
+    python benchmarks/zoo_study.py --from-json benchmarks/zoo_study.json   # analyse, print and plot again; no sweep
 
 Sweeps write only under ``--workdir`` (Ray results, MLflow store); the outputs are the JSON and the PNGs.
 It needs the sweep extra (Ray, Optuna, MLflow).
@@ -43,6 +45,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from frozen_slt.errors import FrozenSLTError  # noqa: E402
 from sweeps.dominance import hypervolume, pareto_front  # noqa: E402
 
 FAMILIES = ("dense", "pruned", "frozen")
@@ -336,7 +339,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, help="replace every model's epochs")
     parser.add_argument("--sparsity", type=float, nargs="+", help="replace every model's grid sparsities")
     parser.add_argument("--freeze-ratio", type=float, nargs="+", help="replace every model's grid freeze ratios")
-    parser.add_argument("--smoke", action="store_true", help="1 epoch, one point per family, the first seed (seconds)")
+    parser.add_argument("--smoke", action="store_true", help="1 epoch, one point per family, the first seed (a minute or two)")
     parser.add_argument("--workdir", type=Path, help="Ray results and MLflow store (default: a new folder under /tmp)")
     parser.add_argument("--json", type=Path, help="results file (default: benchmarks/zoo_study.json; under --workdir with --smoke)")
     parser.add_argument("--from-json", type=Path, metavar="JSON",
@@ -348,8 +351,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--epochs {args.epochs}: give 1 or more")
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         parser.error(f"--seeds {args.seeds}: give distinct seeds >= 0")
+    if args.from_json is not None and not args.from_json.is_file():
+        parser.error(f"--from-json {args.from_json}: no such file")
     if args.from_json is not None:
         return redraw(args.from_json, args.models, args.plot_dir or REPO / "benchmarks", args.json == args.from_json)
+    try:  # every model's settings and grid are checked before anything is written or Ray starts
+        from sweeps.space import plan_sweep
+
+        specs = {name: study_spec(name, STUDIES[name], args.seeds, args.smoke, args.epochs, (args.sparsity, args.freeze_ratio))
+                 for name in args.models}
+        for spec in specs.values():
+            plan_sweep(spec)
+    except FrozenSLTError as error:
+        parser.exit(2, f"zoo_study.py: {error}\n")
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="zoo-study-", dir="/tmp"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     outputs = workdir if args.smoke else REPO / "benchmarks"
@@ -358,9 +372,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     results: dict[str, Any] = {"models": {}}
     try:
-        for name in args.models:
+        for name, spec in specs.items():
             study = STUDIES[name]
-            spec = study_spec(name, study, args.seeds, args.smoke, args.epochs, (args.sparsity, args.freeze_ratio))
             started = time.perf_counter()
             records = run(spec, workdir)
             seconds = time.perf_counter() - started
