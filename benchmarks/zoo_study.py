@@ -213,6 +213,8 @@ def hypervolume_verdict(families: dict[str, Any]) -> str:
     larger = "frozen" if frozen["hypervolume"] > pruned["hypervolume"] else "pruned"
     apart = (frozen["hypervolume_per_seed"]["min"] > pruned["hypervolume_per_seed"]["max"]
              or pruned["hypervolume_per_seed"]["min"] > frozen["hypervolume_per_seed"]["max"])
+    if len(frozen["hypervolume_per_seed"]["values"]) < 2:
+        return f"{larger} larger (one seed: no spread)"
     return f"{larger} larger, per-seed ranges {'apart' if apart else 'overlapping'}"
 
 
@@ -271,8 +273,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axis.set_xscale("log")
     axis.set_xlabel("ticket size (bits, log scale)")
     axis.set_ylabel("val accuracy (%), mean and range over seeds")
-    epochs = f"{result['epochs']} epoch{'s' if result['epochs'] > 1 else ''}"
-    axis.set_title(f"{result['title']}, {epochs}, seeds {result['seeds']}", fontsize=10)
+    axis.set_title(f"{result['title']}, {epoch_count(result['epochs'])}, seeds {result['seeds']}", fontsize=10)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
@@ -280,9 +281,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def epoch_count(epochs: int) -> str:
+    return f"{epochs} epoch{'s' if epochs != 1 else ''}"
+
+
 def table(name: str, result: dict[str, Any]) -> list[str]:
     """The printed summary of one model: hypervolumes, then each matched pair."""
-    lines = [f"\n{name}: {result['title']}; {result['epochs']} epochs, seeds {result['seeds']}, "
+    lines = [f"\n{name}: {result['title']}; {epoch_count(result['epochs'])}, seeds {result['seeds']}, "
              f"{result['trials']} trials in {result['seconds']:.0f} s; reference {result['reference']['size_bits']:,.0f} bits"]
     for family in FAMILIES:
         summary = result["families"][family]
@@ -369,7 +374,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     outputs = workdir if args.smoke else REPO / "benchmarks"
     json_path, plot_dir = args.json or outputs / "zoo_study.json", args.plot_dir or outputs
-    print(f"zoo study: models {args.models}, seeds {args.seeds}{', smoke' if args.smoke else ''}; workdir {workdir}; "
+    print(f"zoo study: models {args.models}, seeds {args.seeds[:1] if args.smoke else args.seeds}{', smoke' if args.smoke else ''}; "
+          f"workdir {workdir}; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     results: dict[str, Any] = {"models": {}}
     try:
