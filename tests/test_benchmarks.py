@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import paired  # noqa: E402
 import same_results  # noqa: E402
 import step  # noqa: E402
+import zoo_study  # noqa: E402
 
 
 def test_step_benchmark_smoke_finds_the_project_and_the_authors_step_bit_identical(capsys):
@@ -57,6 +58,43 @@ def test_same_results_compare_reports_every_difference():
     assert same_results.compare(ours, ours) == []
     differences = same_results.compare(ours, theirs)
     assert any("val_loss" in line for line in differences) and any("final_state" in line for line in differences)
+
+
+def _config(family, sparsity, freeze, values, size):
+    return {"family": family, "sparsity": sparsity, "freeze_ratio": freeze, "lock_share": None, "size_bits": size,
+            "seeds": list(range(len(values))), "val_accuracy": zoo_study.spread(values)}
+
+
+def test_zoo_study_pairs_equal_sizes_and_calls_a_pair_only_when_the_seed_ranges_part():
+    configs = [_config("dense", 0.5, 0.0, [0.90, 0.92], 1000),
+               _config("pruned", 0.3, 0.3, [0.10, 0.12], 700),   # k = p: nothing searched, left out of the verdict
+               _config("frozen", 0.3, 0.3, [0.80, 0.82], 700),
+               _config("pruned", 0.5, 0.3, [0.80, 0.84], 700),   # ranges overlap: within the spread
+               _config("frozen", 0.5, 0.3, [0.83, 0.86], 701),
+               _config("pruned", 0.7, 0.6, [0.70, 0.71], 400),   # frozen's range wholly above
+               _config("frozen", 0.7, 0.6, [0.75, 0.78], 400),
+               _config("frozen", 0.5, 0.6, [0.60, 0.62], 400)]  # no pruned twin (f > k)
+    result = zoo_study.summarise(configs, None, [0, 1])
+    pairs = {(p["sparsity"], p["freeze_ratio"]): p for p in result["comparison"]["pairs"]}
+    assert sorted(pairs) == [(0.3, 0.3), (0.5, 0.3), (0.7, 0.6)]
+    assert pairs[0.3, 0.3]["verdict"] == zoo_study.NOTHING_TO_SEARCH
+    assert pairs[0.5, 0.3]["verdict"] == "within seed spread" and pairs[0.7, 0.6]["verdict"] == "frozen higher"
+    assert pairs[0.5, 0.3]["size_ratio"] == 701 / 700
+    assert result["comparison"]["verdict"].startswith("mixed: frozen higher at 1, pruned higher at 0, within the seed "
+                                                      "spread at 1 of 2 matched sizes (and 1 where")
+    assert result["reference"]["size_bits"] == 2000
+    frozen = result["families"]["frozen"]
+    # the front on the means, by size; (400, 0.61) is dominated by (400, 0.765)
+    front = [(p["size_bits"], p["val_mean"]) for p in frozen["front"]]
+    assert front == [(400, pytest.approx(0.765)), (700, pytest.approx(0.81)), (701, pytest.approx(0.845))]
+    assert frozen["hypervolume"] == zoo_study.hypervolume(front, (2000, 0.0))
+    assert frozen["hypervolume_per_seed"]["values"] == [
+        zoo_study.hypervolume([(700, 0.80), (701, 0.83), (400, 0.75), (400, 0.60)], (2000, 0.0)),
+        zoo_study.hypervolume([(700, 0.82), (701, 0.86), (400, 0.78), (400, 0.62)], (2000, 0.0))]
+    # matched points only: the frozen (0.5, 0.6) point has no twin
+    assert result["comparison"]["frozen_hypervolume_matched_only"] == zoo_study.hypervolume(front, (2000, 0.0))
+    # per seed: frozen 0.561 and 0.582, pruned 0.535 and 0.556
+    assert result["comparison"]["hypervolume_verdict"] == "frozen larger, per-seed ranges apart"
 
 
 @pytest.mark.slow
