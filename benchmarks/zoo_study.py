@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from frozen_slt.errors import FrozenSLTError  # noqa: E402
+from sweeps import fronts  # noqa: E402
 from sweeps.dominance import hypervolume, pareto_front  # noqa: E402
 
 FAMILIES = ("dense", "pruned", "frozen")
@@ -122,20 +123,16 @@ def spread(values: list[float]) -> dict[str, Any]:
 
 
 def configurations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ticket trials grouped by (family, k, f, s) over seeds: sizes and val accuracies with their spread."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for record in records:
-        if record["family"] in FAMILIES:
-            key = (record["family"], record["sparsity"], record["freeze_ratio"], record["lock_share"])
-            groups.setdefault(key, []).append(record)
+    """The ticket trials as the sweeps group them (sweeps.fronts.configurations: (family, k, f, s) over seeds,
+    one size per configuration), with each one's val and test accuracies and their spread over the seeds."""
+    rows = fronts.configurations([r for r in records if r["family"] in FAMILIES])
     out = []
-    for (family, sparsity, freeze, share), members in sorted(groups.items(), key=lambda item: str(item[0])):
-        members.sort(key=lambda r: r["seed"])
-        sizes = sorted({r["size_bits"] for r in members})
-        out.append({"family": family, "sparsity": sparsity, "freeze_ratio": freeze, "lock_share": share,
-                    "size_bits": statistics.fmean(r["size_bits"] for r in members), "sizes_differ": len(sizes) > 1,
-                    "seeds": [r["seed"] for r in members], "val_accuracy": spread([r["val_accuracy"] for r in members]),
-                    "test_accuracy": spread([r["test_accuracy"] for r in members])})
+    for row in sorted(rows, key=lambda r: str((r["family"], r["sparsity"], r["freeze_ratio"], r["lock_share"]))):
+        per_seed = row["per_seed"]
+        out.append({"family": row["family"], "sparsity": row["sparsity"], "freeze_ratio": row["freeze_ratio"],
+                    "lock_share": row["lock_share"], "size_bits": row["size_bits"], "seeds": [s["seed"] for s in per_seed],
+                    "val_accuracy": spread([s["val_accuracy"] for s in per_seed]),
+                    "test_accuracy": spread([s["test_accuracy"] for s in per_seed])})
     return out
 
 
@@ -359,6 +356,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--seeds {args.seeds}: give distinct seeds >= 0")
     if args.from_json is not None and not args.from_json.is_file():
         parser.error(f"--from-json {args.from_json}: no such file")
+    for flag, path in (("--plot-dir", args.plot_dir), ("--json", args.json and args.json.parent)):
+        if path is not None and not path.is_dir():
+            parser.error(f"{flag} {path}: no such folder; outputs go into an existing folder")
     if args.from_json is not None:
         return redraw(args.from_json, args.models, args.plot_dir or REPO / "benchmarks", args.json == args.from_json)
     try:  # every model's settings and grid are checked before anything is written or Ray starts
