@@ -85,7 +85,8 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
         fault = {"epoch": options.inject_fault_epoch, "marker_dir": str(options.local_dir / f"{spec.run_name}.faults")}
     state_root = _trial_state_root(spec, options)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base=base, fault=fault, state_root=None if state_root is None else str(state_root)),
+        tune.with_parameters(train_trial, base=base, fault=fault, state_root=None if state_root is None else str(state_root),
+                             keep=spec.storage_keep),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     if restore:
