@@ -20,7 +20,8 @@ to their budgets. Strategies:
   centre, then near the low and the high end of k's range (at the middle of s's); the rest come from
   TPE. The front comes out sampled evenly along the size axis.
 
-A trial's study is told COMPLETE only with the values of its whole budget; a trial a scheduler stopped
+Each study names its objectives (``val_accuracy``, and ``ticket_bits`` for two), which optuna-dashboard
+shows. A trial's study is told COMPLETE only with the values of its whole budget; a trial a scheduler stopped
 is told PRUNED and a failed one FAIL. The state (which key asked which study trial, which were told) is
 plain JSON; a resumed search reopens the studies from their storage and marks any study trial asked but
 never handed out (the driver was killed in between) as failed, so nothing is counted twice. Samplers are
@@ -31,6 +32,7 @@ draws new points rather than repeating the ones drawn before the interruption.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,8 @@ from .boxes import FamilyBox, size_freeze_ratios
 from .spec import STRATEGIES
 
 COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
+#: The objectives' names in the studies (Optuna's metric names): a size-aware study has the first alone.
+METRIC_NAMES = ("val_accuracy", "ticket_bits")
 BASELINE = -1  # the weight-trained baseline's place in the trial order: it belongs to no study
 
 
@@ -210,6 +214,9 @@ class SearchStrategy:
             directions = ["maximize", "minimize"] if cell.objectives == 2 else ["maximize"]
             study = optuna.create_study(storage=self.storage, study_name=f"{self.prefix}.{cell.name}",
                                         directions=directions, load_if_exists=True)
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2, which would say so on every sweep's output
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(METRIC_NAMES[:cell.objectives]))  # shown by optuna-dashboard; resumed ones too
             existing = study.get_trials(deepcopy=False)
             study.sampler = make_sampler(self.strategy, cell, (self.seed * 1_000_003 + index * 7_919 + len(existing)) % 2**32)
             handed_out = {entry["number"] for entry in self.asked.values() if entry["cell"] == index}
