@@ -23,12 +23,14 @@ What a finished trial's final checkpoint holds (``[storage] keep``):
 - ``"lean"`` (the default): its ticket file (none for the weight-trained baseline) and its final result
   (``result.json``, the metrics of its last report), in a folder ``final/`` of the trial's state; no
   model, optimizer or random state. That is what the sweep reads back (the ticket for the fronts' tables,
-  ``frozen-slt eval``/``export`` and MLflow); about 0.2 MB instead of about 15 MB for the digits sweep's
-  Conv-6. Ray restoring a finished trial from it (a kill before its snapshot recorded the trial finished)
-  reports that result again and trains nothing.
+  ``frozen-slt eval``/``export`` and MLflow); at most about 0.2 MB instead of about 15 MB for the digits
+  sweep's Conv-6. Ray restoring a finished trial from it (a kill before its snapshot recorded the trial
+  finished, and no state of the trial's own) reports that result again and trains nothing.
 - ``"all"``: the whole final training state next to the ticket, as resume reads it, to continue training.
 
-The state a running trial resumes from is the same in both modes; only the final checkpoint differs.
+The state a running trial resumes from is the same in both modes; only the final checkpoint differs. With
+remote storage the checkpoints before the final one are whole states, and Ray keeps the newest two (the
+sweep's CheckpointConfig), so a finished trial leaves its last whole state there besides the lean one.
 """
 
 from __future__ import annotations
