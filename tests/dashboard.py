@@ -61,3 +61,13 @@ def optuna_dashboard(storage_url: str, timeout: float = 60.0) -> Iterator[Callab
 def studies(get: Callable[[str], Any]) -> dict[str, dict[str, Any]]:
     """``{study name: its detail}`` (directions, objective_names, trials with their state and values)."""
     return {summary["study_name"]: get(f"/api/studies/{summary['study_id']}") for summary in get("/api/studies")["study_summaries"]}
+
+
+def studies_once(get: Callable[[str], Any], ready: Callable[[dict[str, dict[str, Any]]], bool],
+                 timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+    """:func:`studies` once ``ready`` holds for them, or as they are at ``timeout``: optuna-dashboard answers
+    from a cache of each study's trials that it refreshes after 2 s (100 trials or more: 5 s or 10 s)."""
+    deadline = time.time() + timeout
+    while not ready(shown := studies(get)) and time.time() < deadline:
+        time.sleep(0.5)
+    return shown

@@ -6,7 +6,7 @@ import pickle
 
 import optuna
 import pytest
-from dashboard import optuna_dashboard, studies
+from dashboard import optuna_dashboard, studies_once
 
 from frozen_slt.config.points import coordinates, point_config
 from frozen_slt.errors import SweepConfigError
@@ -243,7 +243,8 @@ def test_optuna_dashboard_shows_a_two_objective_search_with_its_trials_and_objec
     with optuna_dashboard(url) as get:
         for number in (1, 2):
             trial(number)
-            shown = studies(get)  # read while the search goes on: each trial is there once told
+            # read while the search goes on: each trial is there once told (and the dashboard's cache refreshed)
+            shown = studies_once(get, lambda shown: sum(len(study["trials"]) for study in shown.values()) > number)
             assert sum(len(study["trials"]) for study in shown.values()) == number + 1
     assert set(shown) == {"sweep-1.dense", "sweep-1.frozen"}
     for name, study in shown.items():

@@ -20,7 +20,7 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-from dashboard import optuna_dashboard, studies
+from dashboard import optuna_dashboard, studies, studies_once
 from hostile import frozen_slt
 from ray_processes import (
     MARK,
@@ -276,7 +276,8 @@ def test_killed_size_aware_search_resumes_and_its_study_holds_only_full_budget_v
                 with contextlib.suppress(urllib.error.HTTPError):  # the sweep writing the study just then
                     watched.append(len(studies(get)[name]["trials"]))
                 time.sleep(0.5)
-        shown = studies(get)[name]
+        told = len(optuna.load_study(study_name=name, storage=f"sqlite:///{database}").trials)
+        shown = studies_once(get, lambda shown: len(shown[name]["trials"]) == told)[name]
     resumed = subprocess.CompletedProcess(driver.args, driver.returncode, (tmp_path / "out.txt").read_text(),
                                           (tmp_path / "err.txt").read_text())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
