@@ -25,14 +25,18 @@ from frozen_slt.errors import FrozenSLTError, SweepConfigError  # noqa: E402
 from frozen_slt.imports import allow, is_import_path  # noqa: E402
 from sweeps.fronts import format_fronts  # noqa: E402
 from sweeps.outcome import placement_lines  # noqa: E402
-from sweeps.runner import SweepOptions, run_sweep  # noqa: E402
+from sweeps.runner import SweepOptions, optuna_url, run_sweep  # noqa: E402
 from sweeps.spec import (  # noqa: E402
     DEFAULT_CONFIG,
     STRATEGIES,
     load_sweep_spec,
     smoke_spec,
 )
-from sweeps.tracking import browse_instructions, default_tracking_uri  # noqa: E402
+from sweeps.tracking import (  # noqa: E402
+    browse_instructions,
+    dashboard_instructions,
+    default_tracking_uri,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +143,10 @@ def print_summary(spec, options: SweepOptions, outcome) -> None:
     plot = next((path.name for path in outcome.artifacts if path.suffix == ".png"), None)
     for line in browse_instructions(options.tracking_uri, outcome.experiment_id, outcome.parent_run_id, plot):
         print(f"  {line}")
+    if spec.search == "optuna":
+        print(f"Optuna: its studies in {optuna_url(spec, options)}; browse them with")
+        for line in dashboard_instructions(optuna_url(spec, options)):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from .space import SweepPlan, largest_ticket_bits, plan_sweep, search_budgets
 from .spec import SweepSpec
 from .stores import check_stores
 from .tickets import artifact_uri, hand_back_ticket
-from .tracking import SweepTracker
+from .tracking import SweepTracker, dashboard_instructions
 from .trial_runs import retried_trials
 
 TRAINABLES = Path(__file__).resolve().parents[1] / "trainables"
@@ -63,14 +63,14 @@ def _scheduler(spec: SweepSpec, options: SweepOptions) -> MultiObjectiveAsha | N
     return MultiObjectiveAsha(spec.rungs(), spec.reduction_factor, str(_scheduler_path(spec, options)))
 
 
-def _optuna_url(spec: SweepSpec, options: SweepOptions) -> str:
+def optuna_url(spec: SweepSpec, options: SweepOptions) -> str:
     """The studies' storage: ``[optuna] storage``, else a sqlite database next to the sweep's state."""
     return spec.optuna_storage or f"sqlite:///{(options.local_dir / f'{spec.run_name}.optuna.db').resolve()}"
 
 
 def _searcher(spec: SweepSpec, options: SweepOptions) -> FamilySearch:
     """One Optuna study per family (per family and size, size-aware), named ``<run name>.<family>...``."""
-    url = _optuna_url(spec, options)
+    url = optuna_url(spec, options)
     settings = {"strategy": spec.strategy, "budgets": search_budgets(spec), "sparsity_range": list(spec.sparsity_range),
                 "freeze_range": list(spec.freeze_range), "seed": spec.sampler_seed, "trial_seed": spec.trial_seed,
                 "baseline": spec.weight_trained_baseline, "prefix": spec.run_name,
@@ -87,7 +87,8 @@ def _tuner(spec: SweepSpec, options: SweepOptions, plan: SweepPlan, callback, re
         fault = {"epoch": options.inject_fault_epoch, "marker_dir": str(options.local_dir / f"{spec.run_name}.faults")}
     state_root = _trial_state_root(spec, options)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base=base, fault=fault, state_root=None if state_root is None else str(state_root)),
+        tune.with_parameters(train_trial, base=base, fault=fault, state_root=None if state_root is None else str(state_root),
+                             keep=spec.storage_keep),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     if restore:
@@ -155,7 +156,7 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     live = _live_settings(spec, options)
     _check_fault_epoch(spec, options.inject_fault_epoch)
     check_stores(options.storage, options.local_dir, options.tracking_uri,
-                 _optuna_url(spec, options) if spec.search == "optuna" else None)
+                 optuna_url(spec, options) if spec.search == "optuna" else None)
     restore, state = _prior_state(spec, options)
     import ray
 
@@ -174,6 +175,9 @@ def run_sweep(spec: SweepSpec, options: SweepOptions) -> SweepOutcome:
     options.local_dir.mkdir(parents=True, exist_ok=True)
     tracker = SweepTracker(options.tracking_uri, "frozen-slt", options.local_dir / "mlflow-artifacts")
     parent = tracker.open_parent(spec.run_name, _spec_params(spec), state.get("parent_run_id"))
+    if spec.search == "optuna" and options.verbose >= 1:
+        print("watch the Optuna studies live with\n" + "\n".join(f"  {line}" for line in dashboard_instructions(
+            optuna_url(spec, options))), flush=True)
     with tracker.parent_guard():
         write_atomically(_state_path(options, spec), json.dumps(
             {"parent_run_id": parent, "tracking_uri": options.tracking_uri, "run_name": spec.run_name,

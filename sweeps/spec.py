@@ -29,6 +29,8 @@ DEFAULT_CONFIG = CONFIG_DIR / "digits.toml"
 SEARCHES = ("grid", "optuna")
 STRATEGIES = ("size-aware", "nsga2", "tpe", "gp", "random")
 SCHEDULERS = ("fifo", "mo-asha")
+#: What a finished trial's final checkpoint keeps (trainables.tune_trainable.KEEP_MODES).
+KEEP_MODES = ("lean", "all")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: A sweep file is a table of [section] tables, whose values may be lists or ([experiment.train]) tables, and an
 #: [experiment.model_args] argument may itself be a list.
@@ -160,6 +162,9 @@ class SweepSpec:
     refresh_s: float = _setting(60.0, "tracking", "refresh_s", _number(0, strict=False),
                                 "seconds between two refreshes of the parent run's front tables and plot while the "
                                 "sweep runs (0: after every finished trial); once more at the end")
+    storage_keep: str = _setting("lean", "storage", "keep", _choice(*KEEP_MODES),
+                                 "what a finished trial's checkpoint keeps: lean (its ticket file and final result) "
+                                 "or all (also its training state, to continue training it)")
     smoke: bool = field(default=False, metadata={"section": None, "key": None, "check": None, "help": "smoke mode"})
 
     def __post_init__(self) -> None:
@@ -207,10 +212,11 @@ class SweepSpec:
             raise SweepConfigError(f"[experiment] in sweep {self.name!r}: {error}") from None
 
     def sweep_hash(self) -> str:
-        """8 hex digits identifying what this sweep computes (resources, concurrency, how it is tracked and unused
-        sections excluded)."""
-        # settings a sweep does not use change nothing it computes: the other search's, and MO-ASHA's under FIFO
-        unused = {"grid" if self.search == "optuna" else "optuna", "resources", "tracking",
+        """8 hex digits identifying what this sweep computes (resources, concurrency, how it is tracked and stored,
+        and unused sections excluded)."""
+        # settings a sweep does not use change nothing it computes: the other search's, and MO-ASHA's under FIFO;
+        # resources, tracking and what storage keeps change how and where, not what
+        unused = {"grid" if self.search == "optuna" else "optuna", "resources", "tracking", "storage",
                   *(("scheduler",) if self.scheduler == "fifo" else ())}
         excluded = {f.name for f in fields(self) if f.metadata["section"] in unused}
         identity = {key: value for key, value in asdict(self).items() if key not in excluded}

@@ -20,7 +20,8 @@ proportion to their budgets. Strategies:
   centre, then near the low and the high end of k's range (at the middle of s's); the rest come from
   TPE. The front comes out sampled evenly along the size axis.
 
-``repeats`` R trains every configuration (the baseline included) with R seeds, trial_seed to
+Each study names its objectives (``val_accuracy``, and ``ticket_bits`` for two), which optuna-dashboard
+shows. ``repeats`` R trains every configuration (the baseline included) with R seeds, trial_seed to
 trial_seed + R − 1, handed out as R consecutive trials, so a search runs R × (its budget + baseline)
 trials. A configuration's study trial is told COMPLETE only with the values of its seeds' whole
 budgets, the mean val accuracy over the R seeds (and the size), once all R are told; if one was stopped
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,8 @@ from .boxes import FamilyBox, size_freeze_ratios
 from .spec import STRATEGIES
 
 COMPLETE, PRUNED, FAILED = "complete", "pruned", "failed"
+#: The objectives' names in the studies (Optuna's metric names): a size-aware study has the first alone.
+METRIC_NAMES = ("val_accuracy", "ticket_bits")
 BASELINE = -1  # the weight-trained baseline's place in the trial order: it belongs to no study
 
 
@@ -260,6 +264,9 @@ class SearchStrategy:
             directions = ["maximize", "minimize"] if cell.objectives == 2 else ["maximize"]
             study = optuna.create_study(storage=self.storage, study_name=f"{self.prefix}.{cell.name}",
                                         directions=directions, load_if_exists=True)
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2, which would say so on every sweep's output
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(METRIC_NAMES[:cell.objectives]))  # shown by optuna-dashboard; resumed ones too
             existing = study.get_trials(deepcopy=False)
             study.sampler = make_sampler(self.strategy, cell, (self.seed * 1_000_003 + index * 7_919 + len(existing)) % 2**32)
             handed_out = {entry["number"] for entry in self.asked.values() if entry["cell"] == index}

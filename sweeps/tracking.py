@@ -65,6 +65,12 @@ def browse_instructions(tracking_uri: str, experiment_id: str, run_id: str, arti
     return lines
 
 
+def dashboard_instructions(storage_url: str) -> list[str]:
+    """How to watch an Optuna-mode sweep's studies in optuna-dashboard, live while it runs: the command that
+    serves them on 127.0.0.1 and the page to open."""
+    return [f"optuna-dashboard {storage_url} --host 127.0.0.1 --port 8080", "studies: http://127.0.0.1:8080/dashboard"]
+
+
 def git_revision() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,

@@ -36,6 +36,7 @@ def test_a_driver_killed_between_ray_snapshots_resumes_without_checkpoint_errors
     # Two trials side by side (one CPU each): when the first finishes, the driver is killed, the other one still
     # training, several checkpoints after Ray's last snapshot.
     config = write_sweep(tmp_path, epochs=4, families='["dense"]', sparsity="[0.5]", freeze="[0.3]")
+    config.write_text(config.read_text() + '[storage]\nkeep = "all"\n')  # the killed sweeps of test_sweeps_e2e keep "lean"
     command = [sys.executable, str(SCRIPT), "--config", str(config), "--storage", str(tmp_path / "ray"),
                "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     driver = subprocess.Popen(command, cwd=tmp_path, env={**marked_env, "TUNE_GLOBAL_CHECKPOINT_S": "1000"},
@@ -76,4 +77,7 @@ def test_a_driver_killed_between_ray_snapshots_resumes_without_checkpoint_errors
         history = sorted(client.get_metric_history(parents[0].info.run_id, key), key=lambda metric: metric.step)
         assert [metric.step for metric in history] == [1, 2] and history[-1].value == final, (key, history)
     assert not list((tmp_path / "ray").glob("*.trial-state"))  # the trials' own state goes once the sweep is done
+    # keep = "all": each finished trial's checkpoint is its whole final state, with the ticket of a ticket trial
+    held = sorted(sorted(path.name for path in checkpoint.iterdir()) for checkpoint in (tmp_path / "ray").glob("small-*/*/checkpoint_*"))
+    assert held == [["state.pt"], ["state.pt", "ticket.slt"]]
     assert wait_until_gone(marked_env[MARK], (tmp_path, Path(marked_env["RAY_TMPDIR"]))) == []

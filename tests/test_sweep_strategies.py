@@ -6,6 +6,7 @@ import pickle
 
 import optuna
 import pytest
+from dashboard import optuna_dashboard, studies_once
 
 from frozen_slt.config.points import coordinates, point_config
 from frozen_slt.errors import SweepConfigError
@@ -167,6 +168,18 @@ def test_a_resumed_search_continues_and_fails_the_trial_asked_before_the_kill(tm
         SearchStrategy("nsga2", {"frozen": 6}, RANGE, RANGE, 0, 0, True).set_state(saved)
 
 
+def test_studies_name_their_objectives_resumed_ones_too(tmp_path, recwarn):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    # a study a sweep opened before studies named their objectives, continued now
+    optuna.create_study(storage=url, study_name="old.frozen", directions=["maximize", "minimize"])
+    for strategy, prefix, names in (("nsga2", "old", ["val_accuracy", "ticket_bits"]), ("size-aware", "new", ["val_accuracy"])):
+        search = SearchStrategy(strategy, {"frozen": 4}, RANGE, RANGE, 0, 0, False, storage=url, prefix=prefix)
+        study = search.ask("a")["study"]
+        assert optuna.load_study(study_name=f"{prefix}.{study}", storage=url).metric_names == names
+    # Optuna calls naming them experimental: a sweep's output does not say so at every study it opens
+    assert not [w for w in recwarn if issubclass(w.category, optuna.exceptions.ExperimentalWarning)]
+
+
 def test_the_ray_searcher_tells_stopped_trials_pruned_and_survives_pickling(tmp_path):
     settings = {"strategy": "tpe", "budgets": {"dense": 2, "frozen": 2}, "sparsity_range": list(RANGE),
                 "freeze_range": list(RANGE), "seed": 0, "trial_seed": 0, "baseline": False, "prefix": "s"}
@@ -323,6 +336,37 @@ def train_once():
                                              **{key: point.get(key) for key in ("sparsity", "freeze_ratio", "lock_share")}}
         return results[config.config_hash()]
     return train
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_shows_a_two_objective_search_with_its_trials_and_objective_names(tmp_path, train_once):
+    # the studies of an nsga2 search in the storage a sweep gives them, served by the optuna-dashboard the sweep
+    # names (a size-aware sweep through Ray is watched by it in tests/test_sweeps_e2e.py)
+    settings = {"strategy": "nsga2", "budgets": {"dense": 1, "frozen": 2}, "sparsity_range": [0.2, 0.8],
+                "freeze_range": [0.2, 0.8], "seed": 0, "trial_seed": 0, "baseline": False, "prefix": "sweep-1"}
+    url = f"sqlite:///{tmp_path / 'sweep-1.optuna.db'}"
+    searcher, told = FamilySearch(settings, url), {}
+
+    def trial(number: int) -> None:
+        record = train_once(searcher.suggest(f"trial{number}")["point"])
+        searcher.on_trial_complete(f"trial{number}", result={"best_val_accuracy": record["val_accuracy"],
+                                                              "ticket_bits": record["size_bits"], "full_budget": True})
+        told.setdefault(f"sweep-1.{record['family']}", []).append([record["val_accuracy"], record["size_bits"]])
+
+    trial(0)  # the storage exists before the dashboard opens it, as a sweep's does once it printed the command
+    with optuna_dashboard(url) as get:
+        for number in (1, 2):
+            trial(number)
+            # read while the search goes on: each trial is there once told (and the dashboard's cache refreshed)
+            shown = studies_once(get, lambda shown: sum(len(study["trials"]) for study in shown.values()) > number)
+            assert sum(len(study["trials"]) for study in shown.values()) == number + 1
+    assert set(shown) == {"sweep-1.dense", "sweep-1.frozen"}
+    for name, study in shown.items():
+        assert study["directions"] == ["maximize", "minimize"]
+        assert study["objective_names"] == ["val_accuracy", "ticket_bits"]
+        assert [trial["state"] for trial in study["trials"]] == ["Complete"] * len(told[name])
+        assert [trial["values"] for trial in study["trials"]] == told[name]
+        assert {param["name"] for trial in study["trials"] for param in trial["params"]} >= {"u_sparsity"}
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -1,11 +1,16 @@
-"""The way to a sweep's pages in the MLflow 3 UI (whose experiment page opens on the GenAI overview); a resumed
-driver records each trial's completion once; each child run says where its trial ran and how often it was retried,
-and the summary counts trials per node."""
+"""The way to a sweep's pages in the MLflow 3 UI (whose experiment page opens on the GenAI overview) and to its
+Optuna studies in optuna-dashboard; a resumed driver records each trial's completion once; each child run says
+where its trial ran and how often it was retried, and the summary counts trials per node."""
 
 from mlflow.tracking import MlflowClient
 
 from sweeps.outcome import SweepOutcome, placement_lines
-from sweeps.tracking import SweepTracker, TrialLogger, browse_instructions
+from sweeps.tracking import (
+    SweepTracker,
+    TrialLogger,
+    browse_instructions,
+    dashboard_instructions,
+)
 from sweeps.trial_runs import retried_trials
 
 
@@ -24,6 +29,12 @@ def test_a_tracking_server_is_linked_directly():
     assert lines == ["runs:   http://mlflow.internal:8080/#/experiments/2/runs?workflowType=machine_learning",
                      "fronts: http://mlflow.internal:8080/#/experiments/2/runs/r1/artifacts?workflowType=machine_learning",
                      "charts: http://mlflow.internal:8080/#/experiments/2/runs/r1/model-metrics?workflowType=machine_learning"]
+
+
+def test_an_optuna_storage_is_served_by_optuna_dashboard_on_loopback():
+    assert dashboard_instructions("sqlite:////data/sweep.optuna.db") == [
+        "optuna-dashboard sqlite:////data/sweep.optuna.db --host 127.0.0.1 --port 8080",
+        "studies: http://127.0.0.1:8080/dashboard"]
 
 
 def test_a_trial_completed_before_a_kill_is_not_recorded_again_by_the_resumed_driver(tmp_path):

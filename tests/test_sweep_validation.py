@@ -62,6 +62,8 @@ def run_main(tmp_path, text, *args):
      "a pruned source needs freeze_ratio <= sparsity"),
     (GOOD, ["--max-failures", "-1"], "[resources] max_failures must be an integer >= 0, got -1"),
     (GOOD + "[tracking]\nrefresh_s = -1\n", [], "[tracking] refresh_s must be a finite number >= 0, got -1"),
+    (GOOD + '[storage]\nkeep = "final"\n', [], "unknown [storage] keep 'final'; valid: all, lean"),
+    (GOOD + '[storage]\nkeep_all = true\n', [], "unknown keys ['keep_all'] in [storage]"),
 ])
 def test_bad_sweeps_exit_2_before_ray_or_mlflow_start(tmp_path, capsys, text, args, needle):
     children_before = {child.pid for child in psutil.Process().children(recursive=True)}
@@ -91,6 +93,14 @@ def test_plan_skips_only_pruned_points_with_f_above_k_and_counts_them():
     plan = plan_sweep(spec)
     assert len(plan.points) == 22 and len(plan.skipped) == 6
     assert all(note.startswith("pruned ") for note in plan.skipped)
+
+
+def test_what_storage_keeps_is_a_sweep_setting_that_changes_nothing_the_sweep_computes(tmp_path):
+    lean = load_sweep_spec(CONFIG_DIR / "digits.toml")
+    (tmp_path / "digits.toml").write_text((CONFIG_DIR / "digits.toml").read_text().replace('keep = "lean"', 'keep = "all"'))
+    whole = load_sweep_spec(tmp_path / "digits.toml")
+    assert (lean.storage_keep, whole.storage_keep) == ("lean", "all")
+    assert whole.run_name == lean.run_name  # the same sweep: it may be resumed keeping more or less
 
 
 def test_optuna_plan_validates_without_fixing_points():

@@ -7,17 +7,21 @@ several nodes is tested through `ray up` in tests/test_cluster_onprem.py.
 Ray runs with its token authentication on, as users run it (see tests/sweep_runs.py).
 """
 
+import contextlib
 import csv
 import json
 import signal
 import subprocess
 import time
+import urllib.error
 from collections import Counter
 from pathlib import Path
 
 import mlflow
 import optuna
 import pytest
+from dashboard import optuna_dashboard, studies, studies_once
+from hostile import frozen_slt
 from ray_processes import (
     MARK,
     gcs_answers,
@@ -125,6 +129,20 @@ def test_smoke_sweep_records_parent_children_metrics_and_artifacts(tmp_path, mar
     with open(Path(client.download_artifacts(parent.info.run_id, "pareto_front_frozen.csv", str(tmp_path)))) as handle:
         assert next(csv.DictReader(handle))["ticket_file"] == frozen["ticket_file"]
     assert Path(frozen["ticket_file"]).name in result.stdout
+    # [storage] keep = "lean" (the default): a finished trial's checkpoint in the storage holds its ticket and final
+    # result, no training state, and the ticket in it is the one handed back, which eval and export read
+    for point in (frozen, dense):
+        (checkpoint,) = (tmp_path / "ray").glob(f"digits-*/train_trial_{point['trial_id']}_*/checkpoint_*")
+        held = {path.name: path for path in checkpoint.iterdir()}
+        assert sorted(held) == ["result.json", "ticket.slt"]
+        assert json.loads(held["result.json"].read_text())["full_budget"] is True
+        assert held["ticket.slt"].read_bytes() == Path(point["ticket_file"]).read_bytes()
+        assert held["result.json"].stat().st_size < 16_000 and held["ticket.slt"].stat().st_size < 200_000
+    ticket = checkpoint / "ticket.slt"
+    evaluated = frozen_slt("eval", str(ticket), "--device", "cpu", cwd=tmp_path)
+    assert evaluated.returncode == 0 and f"val {100 * dense['val_accuracy']:.2f}%" in evaluated.stdout, evaluated.stderr
+    exported = frozen_slt("export", str(ticket), "--dense-module", str(tmp_path / "dense.pt"), cwd=tmp_path)
+    assert exported.returncode == 0 and (tmp_path / "dense.pt").stat().st_size > 0, exported.stderr
 
 
 def ray_snapshot(tmp_path):
@@ -249,8 +267,27 @@ def test_killed_size_aware_search_resumes_and_its_study_holds_only_full_budget_v
     args = ("--config", str(config), "--max-concurrent", "1", "--inject-fault", "2")
     finished_before = kill_after_two_trials(tmp_path, marked_env, *args)
     assert 2 <= len(finished_before) < 5
-    resumed = run_sweep(tmp_path, *args, env=marked_env)
+    (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
+    # optuna-dashboard, opened on the interrupted sweep's study, watches the resumed sweep fill it
+    with optuna_dashboard(f"sqlite:///{database}") as get:
+        ((name, before),) = studies(get).items()
+        assert before["objective_names"] == ["val_accuracy"] and before["directions"] == ["maximize"]
+        with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+            command = [part for part in sweep_command(tmp_path, *args) if part != "--quiet"]  # its start lines too
+            driver = subprocess.Popen(command, cwd=tmp_path, env=marked_env, stdout=out, stderr=err)
+            watched = []
+            while driver.poll() is None:
+                with contextlib.suppress(urllib.error.HTTPError):  # the sweep writing the study just then
+                    watched.append(len(studies(get)[name]["trials"]))
+                time.sleep(0.5)
+        told = len(optuna.load_study(study_name=name, storage=f"sqlite:///{database}").trials)
+        shown = studies_once(get, lambda shown: len(shown[name]["trials"]) == told)[name]
+    resumed = subprocess.CompletedProcess(driver.args, driver.returncode, (tmp_path / "out.txt").read_text(),
+                                          (tmp_path / "err.txt").read_text())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # the command that opens its studies live, at its start and in its summary
+    assert resumed.stdout.count(f"optuna-dashboard sqlite:///{database} --host 127.0.0.1 --port 8080") == 2
+    assert watched and watched == sorted(watched) and len(before["trials"]) <= watched[0]  # listed while it ran
     assert wait_until_gone(marked_env[MARK], (tmp_path, Path(marked_env["RAY_TMPDIR"]))) == []
     client, parents, children = mlflow_runs(tmp_path)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -262,7 +299,6 @@ def test_killed_size_aware_search_resumes_and_its_study_holds_only_full_budget_v
     assert len(stopped) == 3 and {c.data.tags["stopped_at_epoch"] for c in stopped} == {"1"}
     assert full.data.params["ticket.k"] == "0.5" and full.data.params["ticket.f"] == "0.3" and "box.u_sparsity" in full.data.params
     assert full.data.params["study"] == "pruned-size0" and parents[0].data.params["family_budgets.pruned"] == "4"
-    (database,) = (tmp_path / "ray").glob("searched-*.optuna.db")
     (summary,) = optuna.get_all_study_summaries(f"sqlite:///{database}")  # one study: the pruned family's one size
     assert summary.study_name.endswith(".pruned-size0")
     study = optuna.load_study(study_name=summary.study_name, storage=f"sqlite:///{database}")
@@ -270,6 +306,8 @@ def test_killed_size_aware_search_resumes_and_its_study_holds_only_full_budget_v
     assert states == {"COMPLETE": 1, "PRUNED": 3}  # nothing counted twice, nothing left running
     (complete,) = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert complete.values == [full.data.metrics["final_val_accuracy"]]  # the full budget's value, not a rung's
+    assert [(t["number"], t["state"], t.get("values")) for t in shown["trials"]] == [
+        (t.number, t.state.name.capitalize(), t.values) for t in study.trials]  # the dashboard shows the study's trials
     (log,) = (tmp_path / "ray").glob("searched-*.scheduler.json")
     decisions = json.loads(log.read_text())["decisions"]
     assert [d["go_on"] for d in decisions] == [True, False, False, False]
