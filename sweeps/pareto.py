@@ -94,7 +94,13 @@ def spec_from_args(args: argparse.Namespace):
         if value is not None and spec.search == "grid":
             raise SweepConfigError(f"{flag} applies to an Optuna search, but sweep {spec.name!r} searches a grid, which "
                                    "trains each of its points once; add --search optuna, or change [grid]")
-    spec = smoke_spec(spec) if args.smoke else spec
+    if args.smoke:
+        given = [flag for flag, value in (("--search optuna", args.search == "optuna"), ("--num-samples", args.num_samples),
+                                          ("--strategy", args.strategy)) if value]
+        if given:
+            raise SweepConfigError(f"--smoke trains a fixed grid of two one-epoch points (dense and frozen), so "
+                                   f"{', '.join(given)} would be ignored; leave out --smoke, or {' and '.join(given)}")
+        spec = smoke_spec(spec)
     return spec if args.scheduler is None else replace(spec, scheduler=args.scheduler)
 
 

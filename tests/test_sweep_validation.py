@@ -61,6 +61,8 @@ def run_main(tmp_path, text, *args):
     (GOOD + "[optuna]\nsparsity = [0.1, 0.3]\nfreeze_ratio = [0.5, 0.9]\n", ["--search", "optuna"],
      "a pruned source needs freeze_ratio <= sparsity"),
     (GOOD, ["--max-failures", "-1"], "[resources] max_failures must be an integer >= 0, got -1"),
+    (GOOD, ["--smoke", "--search", "optuna", "--strategy", "tpe"],
+     "--smoke trains a fixed grid of two one-epoch points (dense and frozen), so --search optuna, --strategy would be ignored"),
     (GOOD + "[tracking]\nrefresh_s = -1\n", [], "[tracking] refresh_s must be a finite number >= 0, got -1"),
     (GOOD + '[storage]\nkeep = "final"\n', [], "unknown [storage] keep 'final'; valid: all, lean"),
     (GOOD + '[storage]\nkeep_all = true\n', [], "unknown keys ['keep_all'] in [storage]"),
