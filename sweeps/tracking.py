@@ -145,8 +145,8 @@ class SweepTracker:
 
     def publish(self, artifacts: list[Path], fronts: dict[str, Any], status: str) -> None:
         """Front tables, plot, the configuration counts and the early-stopping counts into the parent run, which
-        then ends with ``status`` (FINISHED only if every trial did). The hypervolumes and front sizes are its metric history, logged
-        as the trials finished (sweeps.live), whose last step holds the final ones."""
+        then ends with ``status`` (FINISHED only if every trial did). The hypervolumes and front sizes are its
+        metric history, logged as the trials finished (sweeps.live), whose last step holds the final ones."""
         for path in artifacts:
             self.client.log_artifact(self.parent_id, str(path))
         now = int(time.time() * 1000)
