@@ -276,8 +276,9 @@ def _live_settings(spec: SweepSpec, options: SweepOptions) -> LiveSettings:
 
 def _publish(spec: SweepSpec, options: SweepOptions, tracker: SweepTracker, outcome: SweepOutcome,
              live: LiveSettings) -> None:
-    """Fronts (on configurations: sweeps.fronts), tables, plot and text into the parent run, after the last step of its hypervolume history
-    (any step a driver killed before it could log is logged first, see sweeps.live)."""
+    """Fronts (on configurations: sweeps.fronts), tables, plot and text into the parent run, after the last
+    step of its hypervolume history (any step a driver killed before it could log is logged first, see
+    sweeps.live)."""
     _hand_back_tickets(spec, options, tracker, outcome)
     for record in outcome.records:  # a sweep begun before its trial configs named their seeds
         if record.get("seeds_expected") is None:

@@ -191,13 +191,12 @@ class SearchStrategy:
         if key in self.asked:
             raise ValueError(f"trial {key!r} was already asked for")
         started = 1 + max((entry["group"] for entry in self.asked.values()), default=-1)
-        if started and len(self._members(started - 1)) < self.repeats:
-            group = started - 1
-            repeat = len(self._members(group))
-            first = next(entry for entry in self.asked.values() if entry["group"] == group)
-            self.asked[key] = {"cell": first["cell"], "number": first["number"], "group": group, "told": False}
+        members = self._members(started - 1) if started else []
+        if members and len(members) < self.repeats:  # the next seed of the configuration being handed out
+            first = members[0]
+            self.asked[key] = {"cell": first["cell"], "number": first["number"], "group": started - 1, "told": False}
             config = copy.deepcopy(self.current)
-            config["point"]["seed"] = self.trial_seed + repeat
+            config["point"]["seed"] = self.trial_seed + len(members)
             return config
         if started >= len(self.order):
             return None

@@ -149,16 +149,26 @@ def test_nsga2_population_is_a_third_of_the_budget():
     assert generations == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
-def test_a_resumed_search_continues_and_fails_the_trial_asked_before_the_kill(tmp_path):
-    storage = lambda: optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")  # noqa: E731
-    args = ("size-aware", {"frozen": 6}, RANGE, RANGE, 0, 0, True)
-    first = SearchStrategy(*args, storage=storage(), prefix="sweep")
+def study_storage(tmp_path):
+    """A new handle on ``tmp_path``'s sqlite study storage, as each driver of a resumed sweep opens its own."""
+    return optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+
+
+def begun_search(args, tmp_path, prefix):
+    """A search over ``args`` that handed out w, a and b and was told a (val 0.8, 500 bits)."""
+    search = SearchStrategy(*args, storage=study_storage(tmp_path), prefix=prefix)
     for key in ("w", "a", "b"):
-        first.ask(key)
-    first.tell("a", COMPLETE, 0.8, 500)
+        search.ask(key)
+    search.tell("a", COMPLETE, 0.8, 500)
+    return search
+
+
+def test_a_resumed_search_continues_and_fails_the_trial_asked_before_the_kill(tmp_path):
+    args = ("size-aware", {"frozen": 6}, RANGE, RANGE, 0, 0, True)
+    first = begun_search(args, tmp_path, "sweep")
     saved = json.loads(json.dumps(first.get_state()))
     first.ask("c")  # handed out after the last snapshot: Ray will not know this trial
-    again = SearchStrategy(*args, storage=storage(), prefix="sweep")
+    again = SearchStrategy(*args, storage=study_storage(tmp_path), prefix="sweep")
     again.set_state(saved)
     assert again.ask("c2")["point"]["family"] == "frozen" and again.live() == 3  # w, b and c2
     again.tell("b", PRUNED)
@@ -240,13 +250,12 @@ def test_repeats_hand_out_each_configuration_with_consecutive_seeds_and_tell_its
 
 
 def test_a_search_killed_between_the_seeds_of_a_configuration_neither_loses_nor_double_counts_them(tmp_path):
-    storage = lambda: optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")  # noqa: E731
     args = ("size-aware", {"frozen": 3}, RANGE, RANGE, 0, 7, False)
-    first = SearchStrategy(*args, storage=storage(), prefix="sweep", repeats=3)
+    first = SearchStrategy(*args, storage=study_storage(tmp_path), prefix="sweep", repeats=3)
     a, b = first.ask("a"), first.ask("b")
     first.tell("a", COMPLETE, 0.8, 500)
     saved = json.loads(json.dumps(first.get_state()))  # Ray's snapshot: plain JSON
-    again = SearchStrategy(*args, storage=storage(), prefix="sweep", repeats=3)
+    again = SearchStrategy(*args, storage=study_storage(tmp_path), prefix="sweep", repeats=3)
     again.set_state(saved)
     c = again.ask("c")  # the configuration's third seed, not a new configuration
     assert [x["point"]["seed"] for x in (a, b, c)] == [7, 8, 9] and c["box"] == a["box"] and c["study"] == a["study"]
@@ -260,19 +269,15 @@ def test_a_search_killed_between_the_seeds_of_a_configuration_neither_loses_nor_
     assert d["point"]["seed"] == 7 and (d["study"], d["box"]) != (a["study"], a["box"])
     assert sum(len(again._study(cell).trials) for cell in range(len(again.cells))) == 2
     with pytest.raises(SweepConfigError, match="trains 3 seeds per configuration, not \\[optuna\\] repeats = 2"):
-        SearchStrategy(*args, storage=storage(), prefix="sweep", repeats=2).set_state(saved)
+        SearchStrategy(*args, storage=study_storage(tmp_path), prefix="sweep", repeats=2).set_state(saved)
 
 
 def test_a_search_state_saved_before_repeats_existed_resumes(tmp_path):
-    storage = lambda: optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")  # noqa: E731
     args = ("nsga2", {"dense": 3}, RANGE, RANGE, 0, 0, True)
-    first = SearchStrategy(*args, storage=storage(), prefix="old")
-    for key in ("w", "a", "b"):
-        first.ask(key)
-    first.tell("a", COMPLETE, 0.8, 500)
+    first = begun_search(args, tmp_path, "old")
     saved = {"strategy": "nsga2", "cells": ["dense"],  # the old format: no repeats, no groups, no current config
              "asked": {key: {name: entry[name] for name in ("cell", "number", "told")} for key, entry in first.asked.items()}}
-    again = SearchStrategy(*args, storage=storage(), prefix="old")
+    again = SearchStrategy(*args, storage=study_storage(tmp_path), prefix="old")
     again.set_state(json.loads(json.dumps(saved)))
     assert again.ask("c")["point"]["family"] == "dense" and again.ask("d") is None  # the baseline and 3 dense trials
     again.tell("b", COMPLETE, 0.6, 500)
